@@ -1,0 +1,207 @@
+"""Image reading, the re-ID image dataset and the train / test loaders (SPEC sections 1 and 5).
+
+A batch is ``(images (B, 3, H, W), labels (B,), camids (B,), indices (B,))``; ``indices`` are
+positions in the record list, i.e. rows of the feature matrix and of an instance memory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from reidlab.data.datasets import Record
+from reidlab.data.sampler import PKSampler
+from reidlab.data.transforms import build_transforms
+
+__all__ = ["ImageDataset", "IterLoader", "build_test_loader", "build_train_loader", "read_image"]
+
+
+def read_image(path: str | os.PathLike) -> Image.Image:
+    """Read an image file as an RGB PIL image (decoded now, file closed).
+
+    Raises:
+        OSError: ``cannot read image '<path>': <reason>`` for a missing, unreadable or corrupt file.
+    """
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as error:  # PIL raises all three on bad files
+        raise OSError(f"cannot read image '{os.fspath(path)}': {error}") from error
+
+
+class ImageDataset(Dataset):
+    """Records as ``(image, label, camid, index)`` samples.
+
+    Args:
+        records: Dataset records ``(path, pid, camid, ...)``.
+        transform: Applied to the RGB PIL image; None returns the PIL image itself.
+        labels: Label per record ``(N,)``, e.g. pseudo-labels (-1 for outliers); None uses ``record.pid``.
+        cache: Keep every decoded image in memory after its first read (fast repeated epochs on
+            small datasets). Each DataLoader worker holds its own cache, which lives as long as the
+            worker: the loader builders keep workers alive between epochs when ``cache`` is set.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[Record],
+        transform: Callable[[Image.Image], Any] | None = None,
+        *,
+        labels: npt.ArrayLike | None = None,
+        cache: bool = False,
+    ) -> None:
+        self.records = list(records)
+        self.transform = transform
+        if labels is None:
+            self.labels = np.array([r.pid for r in self.records], dtype=np.int64)
+        else:
+            self.labels = np.asarray(labels, dtype=np.int64)
+            if self.labels.shape != (len(self.records),):
+                raise ValueError(
+                    f"labels must have shape ({len(self.records)},) like records, got {self.labels.shape}"
+                )
+        self.cache = cache
+        self._images: dict[int, Image.Image] = {}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _image(self, index: int) -> Image.Image:
+        if not self.cache:
+            return read_image(self.records[index].path)
+        if index not in self._images:
+            self._images[index] = read_image(self.records[index].path)
+        return self._images[index]
+
+    def __getitem__(self, index: int) -> tuple[Any, int, int, int]:
+        image = self._image(index)
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.labels[index]), self.records[index].camid, index
+
+
+class IterLoader:
+    """Exactly ``length`` batches per epoch from ``loader``, restarting it when it runs out (SPEC section 1).
+
+    Each ``iter()`` (each epoch) starts a fresh pass of ``loader``, like ``IterLoader.new_epoch`` of
+    SpCL / Cluster Contrast; a pass that ends before ``length`` batches is followed by a new one.
+
+    Args:
+        loader: Any re-iterable of batches, usually a DataLoader.
+        length: Batches per epoch (``iters``: 200 in Cluster Contrast / HHCL, 400 in SpCL / MSMT17).
+    """
+
+    def __init__(self, loader: DataLoader, length: int) -> None:
+        if length < 1:
+            raise ValueError(f"length must be >= 1, got {length}")
+        self.loader = loader
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[Any]:
+        end = object()
+        batches = iter(self.loader)
+        for _ in range(self.length):
+            batch = next(batches, end)
+            if batch is end:  # the pass is over: start another one
+                batches = iter(self.loader)
+                batch = next(batches, end)
+                if batch is end:
+                    raise RuntimeError(
+                        "the loader produced no batch in a whole pass: with drop_last=True a pass needs "
+                        "at least batch_size samples (are there enough non-outlier samples?)"
+                    )
+            yield batch
+
+
+def build_train_loader(
+    records: Sequence[Record],
+    labels: npt.ArrayLike | None,
+    *,
+    height: int,
+    width: int,
+    batch_size: int = 256,
+    num_instances: int = 16,
+    iters: int = 200,
+    num_workers: int = 0,
+    seed: int | None = None,
+    cache: bool = False,
+    pin_memory: bool = False,
+) -> IterLoader:
+    """P x K training batches with the train augmentations, ``iters`` batches per epoch.
+
+    Defaults are Cluster Contrast / HHCL's: batch 256 = 16 identities x 16 images, 200 iterations
+    (SPEC section 4.2). Records whose label is -1 are never sampled; indices in the batch stay
+    positions in ``records``.
+
+    Args:
+        records: Training records ``(N,)``.
+        labels: Pseudo-label per record ``(N,)`` (-1 = outlier); None uses the record pids.
+        height: Image height.
+        width: Image width.
+        batch_size: Images per batch, a multiple of ``num_instances``; the last short batch is dropped.
+        num_instances: K, images per identity in a batch.
+        iters: Batches per epoch.
+        num_workers: DataLoader worker processes.
+        seed: Seeds the sampler and the DataLoader's worker seeds. With ``num_workers=0`` the
+            augmentations draw from torch's global generator: call ``torch.manual_seed`` for
+            bit-identical runs.
+        cache: Keep decoded images in memory (see :class:`ImageDataset`).
+        pin_memory: Passed to the DataLoader (useful when batches go to a GPU).
+
+    Returns:
+        An :class:`IterLoader` of ``(images, labels, camids, indices)`` batches.
+    """
+    if batch_size % num_instances != 0:
+        raise ValueError(
+            f"batch_size must be a multiple of num_instances, got batch_size={batch_size}, "
+            f"num_instances={num_instances}"
+        )
+    dataset = ImageDataset(records, build_transforms(height, width, train=True), labels=labels, cache=cache)
+    sampler = PKSampler(dataset.labels, [r.camid for r in dataset.records], num_instances, seed=seed)
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        drop_last=True,
+        pin_memory=pin_memory,
+        generator=generator,
+        persistent_workers=cache and num_workers > 0,
+    )
+    return IterLoader(loader, iters)
+
+
+def build_test_loader(
+    records: Sequence[Record],
+    *,
+    height: int,
+    width: int,
+    batch_size: int = 256,
+    num_workers: int = 0,
+    cache: bool = False,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """Batches of ``records`` in order with the test transform (feature extraction, evaluation).
+
+    Returns:
+        A DataLoader of ``(images, pids, camids, indices)`` batches, the last one possibly short.
+    """
+    dataset = ImageDataset(records, build_transforms(height, width, train=False), cache=cache)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=cache and num_workers > 0,
+    )

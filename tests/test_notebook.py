@@ -1,0 +1,65 @@
+import json
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+from reidlab import notebook
+from reidlab.notebook import METRICS_MIME, read_metrics, record, run_notebook
+
+
+def test_record_outside_a_notebook_returns_plain_values():
+    values = record(mAP=np.float32(0.25), cmc=np.array([0.5, 1.0]), n=torch.tensor(3), name="x", nan=float("nan"))
+    assert values == {"mAP": 0.25, "cmc": [0.5, 1.0], "n": 3, "name": "x", "nan": None}
+    json.dumps(values)
+    with pytest.raises(TypeError, match="cannot record object"):
+        record(bad=object())
+
+
+def test_read_metrics_merges_outputs_in_order(tmp_path):
+    def output(values):
+        return new_output("display_data", data={METRICS_MIME: values, "text/plain": "recorded"})
+
+    nb = new_notebook(cells=[
+        new_code_cell("a", outputs=[output({"a": 1, "b": 2})]),
+        new_code_cell("b", outputs=[new_output("stream", name="stdout", text="hi"), output({"b": 3})]),
+    ])
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, str(path))
+    assert read_metrics(path) == {"a": 1, "b": 3}
+
+
+def test_run_notebook_injects_parameters_and_reads_metrics(tmp_path):
+    params = new_code_cell("scale = 'lab'\nvalue = 1")
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[params, new_code_cell("from reidlab.notebook import record\nrecord(scale=scale, doubled=2 * value)")],
+                      metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}})
+    source = tmp_path / "src" / "01_probe.ipynb"
+    source.parent.mkdir()
+    nbformat.write(nb, str(source))
+    run = run_notebook(source, tmp_path / "out" / "01_probe.ipynb", {"scale": "tiny", "value": 21}, progress=False)
+    assert run.metrics == {"scale": "tiny", "doubled": 42}
+    assert run.output.is_file() and run.seconds > 0
+
+
+def test_scale_and_dataset_errors():
+    with pytest.raises(ValueError, match="scale must be one of .* got 'huge'"):
+        notebook.check_scale("huge")
+    with pytest.raises(ValueError, match="needs its root folder"):
+        notebook.prepare_dataset("market1501", None)
+
+
+def test_notebook_prefix_selection(tmp_path):
+    with pytest.raises(ValueError, match="no notebook matches '99'"):
+        notebook.run_notebooks(tmp_path, scale="tiny", notebooks=["99"])
+    names = [p.name for p in notebook.list_notebooks()]
+    assert names == sorted(names) and names[0].startswith("00_")
+
+
+def test_format_summary():
+    run = notebook.NotebookRun(notebook.NOTEBOOK_DIR / "00_x.ipynb", notebook.NOTEBOOK_DIR / "out.ipynb", 3.0,
+                               {"mAP": 0.123456, "n": 5, "losses": [1, 2]})
+    text = notebook.format_summary([run])
+    assert "00_x.ipynb" in text and "0.1235" in text and "losses" not in text

@@ -1,0 +1,250 @@
+"""Tests of reidlab.data.synthmarket: layout, masks, splits, determinism and safe writing (tiny preset)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from reidlab.data import synthmarket as sm
+
+MARKET = re.compile(r"([-\d]+)_c(\d)")  # the regex the Market-1501 loaders use
+FULL_NAME = re.compile(r"^(-1|\d{4})_c([1-6])s([1-6])_(\d{6})_(\d{2})\.jpg$")
+# A very small custom dataset for the tests that only need *a* generation.
+MICRO = dataclasses.replace(sm.PRESETS["tiny"], n_train_ids=2, n_test_ids=2, n_distractors=2, n_junk=2)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synth") / "SynthMarket"
+    return sm.generate_synthmarket(root, preset="tiny", seed=0, workers=0, progress=False)
+
+
+def records(root: Path, split: str) -> list[tuple[str, int, int]]:
+    """(stem, pid, camera) of a split folder, parsed with the Market regex."""
+    out = []
+    for path in sorted((root / split).glob("*.jpg")):
+        pid, cam = MARKET.match(path.name).groups()
+        out.append((path.stem, int(pid), int(cam)))
+    return out
+
+
+def hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_layout_names_and_manifest(tiny):
+    assert sorted(p.name for p in tiny.iterdir()) == sorted([*sm.SPLIT_DIRS, "masks", sm.MANIFEST_NAME])
+    manifest = json.loads((tiny / sm.MANIFEST_NAME).read_text())
+    assert manifest["complete"] is True
+    assert (manifest["name"], manifest["version"], manifest["preset"]) == ("SynthMarket", 1, "tiny")
+    assert (manifest["seed"], manifest["difficulty"]) == (0, 1.0)
+    assert manifest["image_size"] == [128, 64]
+    assert manifest["part_names"] == ["background", "head", "upper_body", "lower_body", "shoes", "accessory"]
+    for split in sm.SPLIT_DIRS:
+        files = sorted((tiny / split).iterdir())
+        assert files and all(FULL_NAME.match(f.name) for f in files), split
+        assert manifest["counts"][split]["images"] == len(files)
+        assert manifest["counts"][split]["ids"] == len({pid for _, pid, _ in records(tiny, split) if pid > 0})
+        with Image.open(files[0]) as image:
+            assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (64, 128))
+    total = sum(manifest["counts"][s]["images"] for s in sm.SPLIT_DIRS)
+    assert 150 <= total <= 400  # "a few hundred images"
+
+
+def test_every_image_has_an_exact_size_mask_with_part_labels(tiny):
+    with_all_parts = n_train = 0
+    for split in sm.SPLIT_DIRS:
+        stems = {p.stem for p in (tiny / split).glob("*.jpg")}
+        assert stems == {p.stem for p in (tiny / "masks" / split).glob("*.png")}
+        for stem in stems:
+            with Image.open(tiny / "masks" / split / f"{stem}.png") as mask:
+                assert (mask.format, mask.mode, mask.size) == ("PNG", "L", (64, 128))
+                values = set(np.unique(np.asarray(mask)).tolist())
+            assert values <= set(range(6))
+            if split == "bounding_box_train":
+                n_train += 1
+                with_all_parts += {1, 2, 3} <= values
+    assert with_all_parts >= 0.8 * n_train  # only occluded or badly cropped persons miss a part
+
+
+def test_splits_follow_the_market_protocol(tiny):
+    train, query, gallery = (records(tiny, s) for s in sm.SPLIT_DIRS)
+    train_ids = {pid for _, pid, _ in train}
+    test_ids = {pid for _, pid, _ in query + gallery if pid > 0}
+    assert 0 not in train_ids and -1 not in train_ids
+    assert train_ids and test_ids and not train_ids & test_ids
+    assert {pid for _, pid, _ in query} == test_ids
+    cameras = defaultdict(set)
+    for _, pid, cam in train + query + gallery:
+        cameras[pid].add(cam)
+    assert all(len(cameras[pid]) >= 2 for pid in train_ids | test_ids)
+    per_camera = defaultdict(int)
+    for _, pid, cam in query:
+        per_camera[pid, cam] += 1
+    assert set(per_camera.values()) == {1}
+    gallery_cams = defaultdict(set)
+    for _, pid, cam in gallery:
+        gallery_cams[pid].add(cam)
+    for _, pid, cam in query:  # a cross-camera gallery match for every query
+        assert gallery_cams[pid] - {cam}
+        assert cam in gallery_cams[pid]  # one query per camera: the camera's other images stay in the gallery
+    stems = [stem for stem, _, _ in gallery]
+    assert any(s.startswith("-1_c") for s in stems) and any(s.startswith("0000_c") for s in stems)
+
+
+def test_regeneration_is_byte_identical_with_any_worker_count(tiny, tmp_path):
+    again = sm.generate_synthmarket(tmp_path / "again", preset="tiny", seed=0, workers=2, progress=False)
+    assert hashes(again) == hashes(tiny)
+
+
+def test_different_seed_gives_different_files(tmp_path):
+    first = hashes(sm.generate_synthmarket(tmp_path / "a", config=MICRO, seed=0, workers=0, progress=False))
+    second = hashes(sm.generate_synthmarket(tmp_path / "b", config=MICRO, seed=1, workers=0, progress=False))
+    jpgs = lambda h: sorted(v for k, v in h.items() if k.endswith(".jpg"))  # noqa: E731
+    assert not set(jpgs(first)) & set(jpgs(second))
+
+
+def test_mask_matches_the_drawn_image_pixel_for_pixel():
+    # Render one sample with and without its person: with the same scene, crop and camera, pixels
+    # labelled background (2 px from the person: the bilinear support) must be unchanged, and the
+    # person's pixels must differ. difficulty=0 removes blur and noise; rows near the feet hold the shadow.
+    specs, cameras = sm.plan_samples(MICRO, seed=0, difficulty=0.0)
+    spec = next(s for s in specs if s.split == "bounding_box_train")
+    for view in ("front", "back", "side"):
+        person = dataclasses.replace(spec, view=view)
+        image, mask = sm.render_sample(person, cameras[spec.camera - 1], difficulty=0.0)
+        empty, empty_mask = sm.render_sample(dataclasses.replace(person, appearance=None),
+                                             cameras[spec.camera - 1], difficulty=0.0)
+        labels = np.asarray(mask)
+        assert not np.asarray(empty_mask).any()
+        assert {1, 2, 3, 4} <= set(np.unique(labels).tolist())
+        diff = np.abs(np.asarray(image, dtype=int) - np.asarray(empty, dtype=int)).max(axis=2)
+        padded = np.pad(labels > 0, 2)
+        near = np.zeros_like(labels, dtype=bool)
+        inner = np.ones_like(labels, dtype=bool)
+        for dy in range(5):
+            for dx in range(5):
+                window = padded[dy:dy + 128, dx:dx + 64]
+                near |= window
+                inner &= window
+        above_feet = np.arange(128)[:, None] < 108
+        assert (diff[~near & above_feet] == 0).all()
+        assert (diff[inner] > 0).mean() > 0.9
+
+
+def test_backpack_is_seen_from_the_back_and_only_its_straps_from_the_front():
+    specs, cameras = sm.plan_samples(MICRO, seed=0, difficulty=0.0)
+    spec = next(s for s in specs if s.split == "bounding_box_train")
+    spec = dataclasses.replace(spec, appearance=dataclasses.replace(spec.appearance, bag="backpack"))
+    area = {}
+    for view in ("front", "back", "side"):
+        _, mask = sm.render_sample(dataclasses.replace(spec, view=view), cameras[0], difficulty=0.0)
+        area[view] = int((np.asarray(mask) == sm.ACCESSORY).sum())
+    assert area["back"] > 2 * area["front"] > 0
+    assert area["side"] > 0
+
+
+def test_palette_is_shared_and_twins_differ_in_one_part():
+    specs, _ = sm.plan_samples(sm.PRESETS["default"], seed=0, difficulty=1.0)
+    people = {s.pid: s.appearance for s in specs if s.pid > 0}
+    assert len(people) == 300
+    uppers = defaultdict(int)
+    for a in people.values():
+        uppers[a.upper] += 1
+    assert max(uppers.values()) >= 20  # many identities share their top colour
+    twins = {pid: a for pid, a in people.items() if a.twin_of is not None}
+    assert 0.05 * len(people) <= len(twins) <= 0.3 * len(people)
+    changed_fields = {"shoes": {"shoes"}, "bag": {"bag", "bag_colour"}, "pattern": {"pattern"}}
+    for pid, twin in twins.items():
+        original = people[twin.twin_of]
+        diff = {f.name for f in dataclasses.fields(twin) if getattr(twin, f.name) != getattr(original, f.name)}
+        assert diff - {"twin_of", "twin_part"} and diff - {"twin_of", "twin_part"} <= changed_fields[twin.twin_part]
+    originals = [a.signature() for a in people.values() if a.twin_of is None]
+    assert len(set(originals)) == len(originals)
+    easy, _ = sm.plan_samples(sm.PRESETS["tiny"], seed=0, difficulty=0.0)
+    assert all(s.appearance is None or s.appearance.twin_of is None for s in easy)
+
+
+def test_interrupted_generation_leaves_nothing_loadable(tmp_path, monkeypatch):
+    written = []
+
+    def failing_writer(root, spec, image, mask, quality):
+        if len(written) == 5:
+            raise KeyboardInterrupt("simulated interruption")
+        written.append(spec.stem)
+        image.save(root / spec.split / f"{spec.stem}.jpg", format="JPEG", quality=quality)
+
+    monkeypatch.setattr(sm, "_write_sample", failing_writer)
+    with pytest.raises(KeyboardInterrupt):
+        sm.generate_synthmarket(tmp_path / "SynthMarket", config=MICRO, workers=0, progress=False)
+    assert len(written) == 5
+    assert list(tmp_path.iterdir()) == []  # no root, no partial folder, no manifest anywhere
+
+
+def test_stale_partial_folder_of_a_dead_run_is_removed(tmp_path):
+    stale = tmp_path / "SynthMarket.partial-999999999-deadbeef"  # pid above any pid_max: not running
+    (stale / "query").mkdir(parents=True)
+    sm.generate_synthmarket(tmp_path / "SynthMarket", config=MICRO, workers=0, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["SynthMarket"]
+
+
+def test_existing_root_is_reused_refused_or_overwritten(tiny, tmp_path, monkeypatch, caplog):
+    def must_not_render(*args, **kwargs):
+        raise AssertionError("a complete dataset with the same parameters must be reused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sm, "_render_all", must_not_render)
+        with caplog.at_level(logging.INFO, logger=sm.__name__):
+            assert sm.generate_synthmarket(tiny, preset="tiny", seed=0, progress=False) == tiny
+        assert "reusing" in caplog.text
+        with pytest.raises(FileExistsError, match=r"overwrite=True.*another root"):
+            sm.generate_synthmarket(tiny, preset="tiny", seed=1, progress=False)
+        with pytest.raises(FileExistsError, match="difficulty=2.0"):
+            sm.generate_synthmarket(tiny, preset="tiny", seed=0, difficulty=2.0, progress=False)
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("not a dataset")
+    with pytest.raises(FileExistsError, match="not a complete SynthMarket"):
+        sm.generate_synthmarket(other, config=MICRO, workers=0, progress=False)
+    assert (other / "notes.txt").exists()
+
+    root = sm.generate_synthmarket(tmp_path / "micro", config=MICRO, seed=0, workers=0, progress=False)
+    sm.generate_synthmarket(root, config=MICRO, seed=1, workers=0, overwrite=True, progress=False)
+    manifest = json.loads((root / sm.MANIFEST_NAME).read_text())
+    assert (manifest["seed"], manifest["preset"], manifest["complete"]) == (1, "custom", True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["micro", "other"]  # the old copy is gone
+
+
+def test_invalid_arguments_are_explained(tmp_path):
+    with pytest.raises(ValueError, match=r"preset must be one of \['default', 'tiny'\], got 'huge'"):
+        sm.generate_synthmarket(tmp_path / "x", preset="huge")
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        sm.generate_synthmarket(tmp_path / "x", seed=-1)
+    with pytest.raises(ValueError, match="difficulty must be a finite number >= 0"):
+        sm.generate_synthmarket(tmp_path / "x", difficulty=-0.5)
+    with pytest.raises(ValueError, match=r"images_per_id must be .* 4 <= low <= high, got \(3, 8\)"):
+        sm.SynthMarketConfig(images_per_id=(3, 8))
+    with pytest.raises(ValueError, match="cameras must be in 2..6, got 7"):
+        sm.SynthMarketConfig(cameras=7)
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_generates_tiny_and_prints_counts(tmp_path, capsys):
+    root = tmp_path / "cli"
+    assert sm.main(["--root", str(root), "--preset", "tiny", "--seed", "3", "--workers", "0", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    manifest = json.loads((root / sm.MANIFEST_NAME).read_text())
+    assert str(root) in out and manifest["seed"] == 3
+    for split in sm.SPLIT_DIRS:
+        assert re.search(rf"{split}\s+{manifest['counts'][split]['images']} images", out)
