@@ -160,6 +160,43 @@ def evaluate(
     }
 
 
+def evaluate_model(
+    model: torch.nn.Module,
+    dataset: Any,
+    *,
+    height: int,
+    width: int,
+    batch_size: int = 128,
+    num_workers: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Embed ``dataset.query`` and ``dataset.gallery`` with ``model`` and evaluate (SPEC sections 5-6).
+
+    Args:
+        model: maps images to L2-normalised features.
+        dataset: has ``query`` and ``gallery`` record lists (a :class:`reidlab.data.ReIDDataset`).
+        height: input height of the test transform.
+        width: input width of the test transform.
+        batch_size: images per forward pass.
+        num_workers: DataLoader worker processes.
+        device: where to run; ``None`` picks CUDA when available.
+        progress: show progress bars.
+
+    Returns:
+        The metrics of :func:`evaluate` and the ``(Q, G)`` distance matrix (for ranked-results figures).
+    """
+    from reidlab.features import extract_features
+
+    kwargs = dict(height=height, width=width, batch_size=batch_size, num_workers=num_workers, device=device,
+                  progress=progress)
+    distmat = pairwise_distance(extract_features(model, dataset.query, **kwargs),
+                                extract_features(model, dataset.gallery, **kwargs))
+    ids = {name: np.array([[r.pid, r.camid] for r in getattr(dataset, name)]) for name in ("query", "gallery")}
+    metrics = evaluate(distmat, ids["query"][:, 0], ids["gallery"][:, 0], ids["query"][:, 1], ids["gallery"][:, 1])
+    return metrics, distmat
+
+
 def plot_ranked_results(
     distmat: np.ndarray | torch.Tensor,
     query_records: Sequence[Any],

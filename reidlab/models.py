@@ -111,7 +111,7 @@ class LabNet(nn.Module):
         last_stride: stride of the last stage (1 as in SPEC section 5, or 2).
     """
 
-    def __init__(self, widths: tuple[int, int, int, int] = (32, 64, 128, 256), last_stride: int = 1) -> None:
+    def __init__(self, widths: tuple[int, int, int, int] = (32, 64, 128, 128), last_stride: int = 1) -> None:
         super().__init__()
         stem, w1, w2, w3 = widths
         self.stem = nn.Sequential(

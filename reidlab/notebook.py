@@ -60,8 +60,8 @@ def prepare_dataset(
     Args:
         dataset: a name accepted by :func:`reidlab.data.load_dataset`.
         root: the dataset folder. For SynthMarket ``None`` means ``data_dir()/synthmarket`` (lab and
-            full scale, preset ``default``) or ``data_dir()/synthmarket-tiny`` (tiny scale). Real
-            datasets need their root.
+            full scale, preset ``default``) or ``data_dir()/synthmarket-tiny`` (tiny scale), and a
+            SynthMarket root that does not exist yet is generated there. Real datasets need their root.
         scale: ``"tiny"``, ``"lab"`` or ``"full"``; picks the SynthMarket preset.
         seed: SynthMarket generation seed (only used when generating).
         progress: show the generation progress bar.
@@ -80,7 +80,8 @@ def prepare_dataset(
             )
         preset = SYNTHMARKET_PRESETS[scale]
         root = data_dir() / ("synthmarket" if preset == "default" else f"synthmarket-{preset}")
-        generate_synthmarket(root, preset=preset, seed=seed, progress=progress)
+    if is_synth and not Path(root).exists():
+        generate_synthmarket(root, preset=SYNTHMARKET_PRESETS[scale], seed=seed, progress=progress)
     return load_dataset(dataset, root)
 
 

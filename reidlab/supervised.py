@@ -12,8 +12,12 @@ low and this model high, leaving room for the unsupervised methods in between.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,26 +25,32 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from reidlab.data.datasets import Record
-from reidlab.data.loaders import IterLoader, build_train_loader
+from reidlab.data.loaders import build_train_loader
+from reidlab.models import ReIDModel, build_model
 from reidlab.utils import resolve_device, seed_everything
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
 class SupervisedConfig:
     """Training settings of the supervised upper bound.
 
-    The optimiser values are SPEC section 5's (Adam, lr 3.5e-4, weight decay 5e-4); the batch is smaller
-    than the papers' 256 = 16 x 16 so that lab scale runs on two CPU cores.
+    The optimiser is SPEC section 5's (Adam, weight decay 5e-4) with a higher learning rate, because
+    LabNet trains from scratch; the batch is smaller than the papers' 256 = 16 x 16 and random erasing
+    is off, so that lab scale learns within minutes on two CPU cores (erasing slows a short schedule
+    down: 30% instead of 40% mAP after 12 x 60 iterations on SynthMarket).
     """
 
-    epochs: int = 8
+    epochs: int = 12
     iters: int = 60
     batch_size: int = 64  # P x K = 16 identities x 4 images
     num_instances: int = 4
-    lr: float = 3.5e-4  # SPEC 5
+    lr: float = 1e-3  # SPEC 5 uses 3.5e-4 for ImageNet-initialised ResNet-50
     weight_decay: float = 5e-4  # SPEC 5
     temperature: float = 0.05  # SPEC 4: tau of every memory
     step_size: int = 0  # x0.1 every `step_size` epochs (SPEC 5 uses 20 at full scale); 0 = constant
+    erasing_p: float = 0.0  # SPEC 5 uses 0.5 at full scale
     height: int = 128
     width: int = 64
 
@@ -88,6 +98,7 @@ def train_supervised(
         iters=config.iters,
         seed=seed,
         cache=cache,
+        erasing_p=config.erasing_p,
     )
     model.to(device).train()
     prototypes = torch.nn.Parameter(F.normalize(torch.randn(len(classes), model.feature_dim, device=device), dim=1))
@@ -118,3 +129,67 @@ def train_supervised(
         if on_epoch is not None:
             on_epoch(epoch, losses[-1])
     return losses
+
+
+def source_pretrained_model(
+    backbone: str = "labnet",
+    *,
+    scale: str = "lab",
+    source_seed: int = 1,
+    config: SupervisedConfig | None = None,
+    cache_dir: str | Path | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> ReIDModel:
+    """A backbone pretrained with labels on a *different* SynthMarket: reidlab's stand-in for ImageNet.
+
+    Every method of the family starts from an ImageNet-pretrained ResNet-50 (SPEC section 5), never from
+    random weights; no such weights can be downloaded here and none exist for LabNet. reidlab therefore
+    pretrains on a source SynthMarket generated with another seed (``source_seed``): its identities,
+    camera colour casts and backgrounds are all different from the target's. The target's training set
+    stays unlabelled, as in the papers: the initialisation has seen other labelled people, as an
+    ImageNet initialisation has seen other labelled images (and as SpCL's domain-adaptation setting
+    has seen a labelled source dataset).
+
+    The trained weights are cached in ``cache_dir`` (default ``data_dir()/pretrained``), written
+    atomically and loaded with ``torch.load(weights_only=True)``, so only the first call trains.
+
+    Args:
+        backbone: a :func:`reidlab.models.build_model` name.
+        scale: ``"tiny"`` pretrains briefly on the tiny preset (tests); other scales use the default
+            preset and :class:`SupervisedConfig`'s schedule.
+        source_seed: the source SynthMarket's generation seed; must differ from the target's.
+        config: training settings; defaults depend on ``scale``.
+        cache_dir: folder of the cached weights.
+        device: where to train; ``None`` picks CUDA when available.
+        progress: show progress bars.
+
+    Returns:
+        The pretrained model, in training mode, on the CPU.
+    """
+    from reidlab.notebook import check_scale, data_dir, prepare_dataset
+
+    check_scale(scale)
+    if config is None:
+        config = SupervisedConfig(epochs=1, iters=10, batch_size=32) if scale == "tiny" else SupervisedConfig()
+    preset = "tiny" if scale == "tiny" else "default"
+    cache_dir = Path(cache_dir) if cache_dir is not None else data_dir() / "pretrained"
+    key = hashlib.sha1(repr((backbone, preset, source_seed, asdict(config))).encode()).hexdigest()[:10]
+    path = cache_dir / f"{backbone}-synthmarket-{preset}-seed{source_seed}-{key}.pt"
+    model = build_model(backbone, pretrained=False)
+    if path.is_file():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        logger.info("loaded source-pretrained %s from %s", backbone, path)
+        return model
+    source_root = data_dir() / f"synthmarket-{preset}-source-seed{source_seed}"
+    source = prepare_dataset("synthmarket", source_root, scale=scale, seed=source_seed, progress=progress)
+    logger.info("pretraining %s on %s (%d images, %d ids)", backbone, source_root, len(source.train), source.num_train_pids)
+    seed_everything(source_seed)
+    model = build_model(backbone, pretrained=False)
+    train_supervised(model, source.train, config, device=device, seed=source_seed, progress=progress)
+    model.cpu()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".partial-{os.getpid()}")
+    torch.save(model.state_dict(), partial)
+    os.replace(partial, path)
+    return model

@@ -1,6 +1,19 @@
-"""Shared fixtures: one tiny SynthMarket per test session."""
+"""Shared fixtures: one tiny SynthMarket per test session, generated data kept out of the checkout."""
 
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reidlab_data_dir(tmp_path_factory):
+    """Point REIDLAB_DATA (generated datasets, cached pretrained weights) at a session folder.
+
+    Notebooks executed by papermill inherit the variable, so tests never write into ``data/``.
+    """
+    mp = pytest.MonkeyPatch()
+    path = tmp_path_factory.mktemp("reidlab-data")
+    mp.setenv("REIDLAB_DATA", str(path))
+    yield path
+    mp.undo()
 
 
 @pytest.fixture(scope="session")

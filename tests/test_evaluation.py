@@ -219,3 +219,21 @@ def test_plot_ranked_results_shows_the_kept_ranking(tmp_path):
         distmat, query, gallery, query_indices=[0], topk=10, drop_same_camera=False
     )
     assert names == [["q0.jpg"] + [f"g{g}.jpg" for g in range(6)]]
+
+
+def test_evaluate_model_equals_the_manual_pipeline(tiny_synthmarket):
+    from reidlab.evaluation import evaluate_model
+    from reidlab.features import extract_features
+    from reidlab.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("labnet", pretrained=False)
+    metrics, distmat = evaluate_model(model, tiny_synthmarket, height=128, width=64, progress=False)
+    qf = extract_features(model, tiny_synthmarket.query, height=128, width=64, progress=False)
+    gf = extract_features(model, tiny_synthmarket.gallery, height=128, width=64, progress=False)
+    expected = pairwise_distance(qf, gf)
+    np.testing.assert_allclose(distmat, expected, atol=1e-6)
+    q, g = tiny_synthmarket.query, tiny_synthmarket.gallery
+    cmc, mAP = evaluate_rank(expected, np.array([r.pid for r in q]), np.array([r.pid for r in g]),
+                             np.array([r.camid for r in q]), np.array([r.camid for r in g]))
+    assert metrics["mAP"] == pytest.approx(mAP) and metrics["rank1"] == pytest.approx(cmc[0])

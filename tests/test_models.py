@@ -11,7 +11,7 @@ from reidlab.models import GeneralizedMeanPooling, build_model
 def test_labnet_embedding_is_unit_norm_in_train_and_eval(pooling):
     model = build_model("labnet", pooling=pooling, pretrained=False)
     images = torch.randn(4, 3, 128, 64)
-    assert model.forward_features(images).shape == (4, 256, 16, 8)
+    assert model.forward_features(images).shape == (4, 128, 16, 8)
     for mode in (True, False):
         model.train(mode)
         out = model(images)

@@ -134,6 +134,7 @@ def build_train_loader(
     num_workers: int = 0,
     seed: int | None = None,
     cache: bool = False,
+    erasing_p: float = 0.5,
     pin_memory: bool = False,
 ) -> IterLoader:
     """P x K training batches with the train augmentations, ``iters`` batches per epoch.
@@ -155,6 +156,7 @@ def build_train_loader(
             augmentations draw from torch's global generator: call ``torch.manual_seed`` for
             bit-identical runs.
         cache: Keep decoded images in memory (see :class:`ImageDataset`).
+        erasing_p: probability of random erasing (SPEC section 5: 0.5).
         pin_memory: Passed to the DataLoader (useful when batches go to a GPU).
 
     Returns:
@@ -165,7 +167,8 @@ def build_train_loader(
             f"batch_size must be a multiple of num_instances, got batch_size={batch_size}, "
             f"num_instances={num_instances}"
         )
-    dataset = ImageDataset(records, build_transforms(height, width, train=True), labels=labels, cache=cache)
+    transform = build_transforms(height, width, train=True, erasing_p=erasing_p)
+    dataset = ImageDataset(records, transform, labels=labels, cache=cache)
     sampler = PKSampler(dataset.labels, [r.camid for r in dataset.records], num_instances, seed=seed)
     generator = None if seed is None else torch.Generator().manual_seed(seed)
     loader = DataLoader(

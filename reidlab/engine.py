@@ -1,0 +1,394 @@
+"""The training engine: one loop for every memory-based method (SPEC section 1).
+
+Every epoch: extract the training features (or, for SpCL, read its instance memory), compute the
+k-reciprocal Jaccard distance, pseudo-label with DBSCAN (SpCL: with its self-paced reliability
+criterion), build the memory from the pseudo-labels, then train ``iters`` iterations on P x K batches:
+forward, memory loss, backward, optimiser step and, after it, the explicit memory update. Every
+``eval_step`` epochs the model is evaluated on query/gallery.
+
+Configs are dataclasses whose defaults are the papers' values (:func:`preset` gives each method's);
+only this module unpacks them. Taught in ``notebooks/02_memory_banks.ipynb`` and
+``notebooks/03_hard_mining.ipynb``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from reidlab.cluster import (
+    DBSCANPseudoLabeler,
+    SelfPacedRefiner,
+    cluster_quality,
+    jaccard_distance,
+    outliers_as_classes,
+)
+from reidlab.data.datasets import ReIDDataset
+from reidlab.data.loaders import build_train_loader
+from reidlab.evaluation import evaluate_model
+from reidlab.features import extract_features
+from reidlab.memory import ClusterMemory, HardHybridMemory, HybridMemory, Memory
+from reidlab.utils import resolve_device, seed_everything
+
+logger = logging.getLogger(__name__)
+
+METHODS = ("spcl", "cluster_contrast", "cluster_contrast_hard", "hhcl")
+DATASETS = ("market1501", "dukemtmcreid", "msmt17", "synthmarket")
+
+# DBSCAN eps per method and dataset (SPEC section 3).
+PAPER_EPS = {
+    "spcl": {"market1501": 0.6, "dukemtmcreid": 0.6, "msmt17": 0.6},
+    "cluster_contrast": {"market1501": 0.6, "dukemtmcreid": 0.6, "msmt17": 0.6},
+    "hhcl": {"market1501": 0.45, "dukemtmcreid": 0.6, "msmt17": 0.7},
+}
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one unsupervised run. Defaults are Cluster Contrast's full-scale values.
+
+    Use :func:`preset` for each method's paper settings and for the lab and tiny scales.
+    """
+
+    method: str = "cluster_contrast"
+    # Schedule (SPEC sections 4.2 and 5).
+    epochs: int = 50  # SPEC 4.2
+    iters: int = 200  # SPEC 4.2 (400 on MSMT17)
+    batch_size: int = 256  # SPEC 4.2: 16 identities x 16 images
+    num_instances: int = 16  # K of the P x K sampler; HHCL's P instance slots per cluster (SPEC 4.3)
+    lr: float = 3.5e-4  # SPEC 5
+    weight_decay: float = 5e-4  # SPEC 5
+    step_size: int = 20  # SPEC 5: lr x0.1 every 20 epochs
+    eval_step: int = 10  # evaluate every `eval_step` epochs and after the last one
+    # Pseudo-labels (SPEC sections 2 and 3).
+    eps: float = 0.6  # SPEC 3
+    min_samples: int = 4  # SPEC 1
+    k1: int = 30  # SPEC 2
+    k2: int = 6  # SPEC 2
+    # Memory (SPEC section 4).
+    momentum: float = 0.1  # SPEC 4.2 (Cluster Contrast README runs); SpCL 0.2, HHCL 0.1
+    temperature: float = 0.05  # SPEC 4: tau everywhere
+    mu: float = 0.5  # HHCL Eq. 2 (SPEC 4.3)
+    eps_gap: float = 0.02  # SpCL's tight/loose eps offset (SPEC 4.1)
+    # Model and input (SPEC section 5).
+    backbone: str = "resnet50"
+    pooling: str = "gem"  # SPEC 4.2: GeM in Cluster Contrast's reported setup
+    height: int = 256
+    width: int = 128
+    erasing_p: float = 0.5  # SPEC 5: random erasing probability
+    num_workers: int = 4
+    cache_images: bool = False  # keep decoded training images in memory (lab scale)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.batch_size % self.num_instances:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of num_instances ({self.num_instances})"
+            )
+        if not 0.0 <= self.mu <= 1.0:
+            raise ValueError(f"mu must be in [0, 1], got {self.mu}")
+
+
+def preset(method: str, *, scale: str = "full", dataset: str = "market1501", **overrides: Any) -> TrainConfig:
+    """The settings of ``method`` at ``scale`` on ``dataset``.
+
+    ``full`` is the paper setting (SPEC sections 3-5, a GPU run). ``lab`` trains LabNet on SynthMarket
+    on two CPU cores in a few minutes: the same algorithm with a smaller network, batch (16 x 4) and
+    schedule. ``tiny`` runs in seconds for tests.
+
+    Args:
+        method: ``"spcl"``, ``"cluster_contrast"``, ``"cluster_contrast_hard"`` or ``"hhcl"``.
+        scale: ``"full"``, ``"lab"`` or ``"tiny"``.
+        dataset: picks the DBSCAN eps of SPEC section 3 at full scale.
+        **overrides: any :class:`TrainConfig` field.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    family = "cluster_contrast" if method.startswith("cluster_contrast") else method
+    if scale == "full":
+        if dataset not in PAPER_EPS[family]:
+            raise ValueError(f"full-scale presets exist for {tuple(PAPER_EPS[family])}, got dataset {dataset!r}")
+        config = TrainConfig(method=method, eps=PAPER_EPS[family][dataset])
+        if method == "spcl":  # SpCL's USL script: batch 64 = 16 x 4, 400 iters, m = 0.2, average pooling
+            config = replace(config, batch_size=64, num_instances=4, iters=400, momentum=0.2, pooling="avg")
+        elif method == "hhcl":  # HHCL Table 1-3 setting (SPEC 4.3), average pooling
+            config = replace(config, pooling="avg")
+        if dataset == "msmt17" and method != "spcl":
+            config = replace(config, iters=400)  # SPEC 4.2
+    elif scale in ("lab", "tiny"):
+        config = TrainConfig(
+            method=method,
+            backbone="labnet",
+            pooling="avg",
+            height=128,
+            width=64,
+            num_workers=0,
+            cache_images=True,
+            erasing_p=0.0,  # a short schedule learns faster without it (reidlab.supervised.SupervisedConfig)
+            eps=0.5,
+            momentum=0.2 if method == "spcl" else 0.1,
+            epochs=8 if scale == "lab" else 2,
+            iters=30 if scale == "lab" else 3,
+            batch_size=64 if scale == "lab" else 16,
+            num_instances=4,
+            step_size=6 if scale == "lab" else 20,
+            eval_step=2 if scale == "lab" else 1,
+            k1=30 if scale == "lab" else 10,
+            k2=6 if scale == "lab" else 3,
+        )
+    else:
+        raise ValueError(f"scale must be 'tiny', 'lab' or 'full', got {scale!r}")
+    return replace(config, **overrides)
+
+
+def _rng_state() -> dict[str, Any]:
+    """Python, NumPy and torch RNG states in types ``torch.load(weights_only=True)`` accepts."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)],
+        "torch": torch.get_rng_state(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+
+
+def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    write(partial)
+    os.replace(partial, path)
+
+
+@dataclass
+class Trainer:
+    """Runs the unsupervised loop of SPEC section 1 for one method.
+
+    Args:
+        model: a :class:`reidlab.models.ReIDModel` (initialised as the caller wishes; SPEC 5 uses
+            ImageNet weights, reidlab's lab scale :func:`reidlab.supervised.source_pretrained_model`).
+        dataset: its ``train`` records are used without labels (their pids only score the pseudo-labels);
+            ``query`` and ``gallery`` evaluate.
+        config: the run's settings.
+        run_dir: where ``checkpoint.pt`` and ``history.json`` are written every epoch; ``None`` keeps
+            nothing on disk (no resume).
+        device: ``None`` picks CUDA when available; mixed precision is used on CUDA.
+        seed: seeds every random choice, so CPU runs repeat exactly.
+        progress: show progress bars.
+        callbacks: each is called as ``callback(record)`` with the epoch's history entry after every
+            epoch (for live plots).
+    """
+
+    model: torch.nn.Module
+    dataset: ReIDDataset
+    config: TrainConfig
+    run_dir: str | Path | None = None
+    device: str | torch.device | None = None
+    seed: int = 0
+    progress: bool = True
+    callbacks: Sequence[Callable[[dict[str, Any]], None]] = ()
+    history: list[dict[str, Any]] = field(default_factory=list, init=False)
+    memory: Memory | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.device = resolve_device(self.device)
+        self.run_dir = Path(self.run_dir) if self.run_dir is not None else None
+        self.model.to(self.device)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, self.config.step_size, gamma=0.1)
+        self.scaler = torch.amp.GradScaler(enabled=self.device.type == "cuda")
+        self.true_pids = np.array([r.pid for r in self.dataset.train])
+        self.refiner = (
+            SelfPacedRefiner(self.config.eps, eps_gap=self.config.eps_gap, min_samples=self.config.min_samples)
+            if self.config.method == "spcl"
+            else None
+        )
+
+    # ----------------------------------------------------------------------------- pseudo-labels
+    def _features(self) -> torch.Tensor:
+        return extract_features(
+            self.model,
+            self.dataset.train,
+            height=self.config.height,
+            width=self.config.width,
+            num_workers=self.config.num_workers,
+            device=self.device,
+            progress=self.progress,
+        )
+
+    def pseudo_label(self, features: torch.Tensor) -> np.ndarray:
+        """Pseudo-labels ``(N,)`` of the training set from ``features (N, D)``; -1 = not in a cluster."""
+        cfg = self.config
+        dist = jaccard_distance(features, k1=cfg.k1, k2=cfg.k2, output="sparse")
+        if self.refiner is not None:  # SpCL: DBSCAN at eps, eps -/+ gap and the reliability criterion
+            return self.refiner.fit(dist).labels_
+        return DBSCANPseudoLabeler(eps=cfg.eps, min_samples=cfg.min_samples).fit(dist).labels_
+
+    def build_memory(self, features: torch.Tensor, labels: np.ndarray, epoch: int) -> np.ndarray:
+        """Create (or, for SpCL, relabel) the memory; returns the labels the sampler trains on."""
+        cfg = self.config
+        if cfg.method == "spcl":
+            self.memory.set_labels(torch.as_tensor(labels))
+            return outliers_as_classes(labels)  # un-clustered samples train as their own classes
+        if cfg.method == "hhcl":
+            self.memory = HardHybridMemory.from_labels(
+                features, labels, num_instances=cfg.num_instances, mu=cfg.mu, momentum=cfg.momentum,
+                temperature=cfg.temperature, seed=self.seed + epoch,
+            )
+        else:
+            update = "hard" if cfg.method == "cluster_contrast_hard" else "mean"
+            self.memory = ClusterMemory.from_labels(
+                features, labels, momentum=cfg.momentum, temperature=cfg.temperature, update=update
+            )
+        self.memory.to(self.device)
+        return labels
+
+    # ----------------------------------------------------------------------------- training
+    def train_epoch(self, epoch: int, labels: np.ndarray) -> float:
+        """``iters`` iterations on P x K batches of ``labels`` (N,) (-1 = not trained on); mean loss."""
+        cfg = self.config
+        loader = build_train_loader(
+            self.dataset.train, labels.tolist(), height=cfg.height, width=cfg.width,
+            batch_size=cfg.batch_size, num_instances=cfg.num_instances, iters=cfg.iters,
+            num_workers=cfg.num_workers, seed=self.seed * 1000 + epoch, cache=cfg.cache_images,
+            erasing_p=cfg.erasing_p,
+        )
+        self.model.train()
+        use_amp = self.device.type == "cuda"
+        total = 0.0
+        bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not self.progress)
+        for images, targets, _, indexes in bar:
+            images = images.to(self.device, non_blocking=True)
+            targets, indexes = targets.to(self.device), indexes.to(self.device)
+            with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=use_amp):
+                features = self.model(images)
+            features = features.float()
+            loss = self.memory.loss(features, targets, indexes=indexes)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.memory.update(features.detach(), targets, indexes=indexes)  # after the step (STYLE)
+            total += loss.item()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        return total / cfg.iters
+
+    def evaluate(self) -> dict[str, float]:
+        """mAP, Rank-1/5/10 and mINP on the dataset's query and gallery."""
+        metrics, _ = evaluate_model(
+            self.model, self.dataset, height=self.config.height, width=self.config.width,
+            num_workers=self.config.num_workers, device=self.device, progress=self.progress,
+        )
+        return {k: metrics[k] for k in ("mAP", "rank1", "rank5", "rank10", "mINP")}
+
+    def fit(self, *, resume: bool = False) -> list[dict[str, Any]]:
+        """Run (or, with ``resume``, continue) the training; returns the per-epoch history.
+
+        Raises:
+            ValueError: ``resume`` without a ``run_dir``, or a checkpoint made with another config.
+        """
+        cfg = self.config
+        start = 0
+        if resume:
+            start = self._load_checkpoint()
+        else:
+            seed_everything(self.seed)
+        if cfg.method == "spcl" and self.memory is None:  # SpCL extracts once, then clusters its memory
+            self.memory = HybridMemory(self._features(), momentum=cfg.momentum, temperature=cfg.temperature)
+            self.memory.to(self.device)
+        for epoch in tqdm(range(start, cfg.epochs), desc=cfg.method, disable=not self.progress,
+                          initial=start, total=cfg.epochs):
+            began = time.perf_counter()
+            features = self.memory.features.cpu() if cfg.method == "spcl" else self._features()
+            labels = self.pseudo_label(features)
+            quality = cluster_quality(labels, self.true_pids)
+            train_labels = self.build_memory(features, labels, epoch)
+            loss = self.train_epoch(epoch, train_labels)
+            self.scheduler.step()
+            entry: dict[str, Any] = {
+                "epoch": epoch,
+                "loss": loss,
+                "n_clusters": int(quality.n_clusters),
+                "n_outliers": int(quality.n_outliers),
+                "ari": float(quality.ari),
+                "nmi": float(quality.nmi),
+                "memory_rows": int(self.memory.num_rows),
+                "lr": self.optimizer.param_groups[0]["lr"],
+            }
+            if (epoch + 1) % cfg.eval_step == 0 or epoch + 1 == cfg.epochs:
+                entry.update(self.evaluate())
+            entry["seconds"] = time.perf_counter() - began
+            self.history.append(entry)
+            self._save(epoch)
+            for callback in self.callbacks:
+                callback(entry)
+        return self.history
+
+    # ----------------------------------------------------------------------------- checkpoints
+    def _save(self, epoch: int) -> None:
+        if self.run_dir is None:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        state = {
+            "epoch": epoch,
+            "config": asdict(self.config),
+            "seed": self.seed,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "history": self.history,
+            "rng": _rng_state(),
+        }
+        if self.config.method == "spcl":  # the only memory that lives across epochs
+            state["memory"] = self.memory.state_dict()
+            state["indep_threshold"] = self.refiner.indep_threshold_
+        _write_atomically(self.run_dir / "checkpoint.pt", lambda p: torch.save(state, p))
+        _write_atomically(self.run_dir / "history.json", lambda p: p.write_text(json.dumps(self.history, indent=2)))
+
+    def _load_checkpoint(self) -> int:
+        if self.run_dir is None:
+            raise ValueError("resume=True needs a run_dir holding checkpoint.pt")
+        path = self.run_dir / "checkpoint.pt"
+        if not path.is_file():
+            logger.info("no checkpoint in %s: starting from epoch 0", self.run_dir)
+            seed_everything(self.seed)
+            return 0
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state["config"] != asdict(self.config) or state["seed"] != self.seed:
+            raise ValueError(
+                f"{path} was written by a run with another config or seed; use another run_dir or the same settings"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.history = list(state["history"])
+        if self.config.method == "spcl":
+            memory = state["memory"]
+            self.memory = HybridMemory(memory["features"], momentum=self.config.momentum,
+                                       temperature=self.config.temperature)
+            self.memory.load_state_dict(memory)
+            self.memory.to(self.device)
+            self.refiner.indep_threshold_ = state["indep_threshold"]
+        _set_rng_state(state["rng"])
+        logger.info("resuming %s from epoch %d", path, state["epoch"] + 1)
+        return state["epoch"] + 1
