@@ -100,28 +100,24 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"cannot record {type(value).__name__} value {value!r}: use numbers, strings, lists or dicts")
 
 
-def record(**metrics: Any) -> dict[str, Any]:
-    """Record named results in the running notebook's output (and return them).
+def record(**metrics: Any) -> None:
+    """Record named results in the running notebook's output.
 
     Papermill keeps every output of an executed notebook, so the metrics travel with the executed copy
-    and :func:`read_metrics` can read them back. Outside a notebook this only returns the values.
+    and :func:`read_metrics` can read them back. The values are checked (JSON-like) everywhere and
+    displayed only inside IPython; nothing is returned, so a ``record(...)`` at the end of a cell does
+    not print the values again.
 
     Args:
         **metrics: names and JSON-like values (numbers, strings, lists, dicts, numpy/torch scalars).
-
-    Returns:
-        The recorded values as plain Python objects.
     """
     values = _plain(metrics)
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # pragma: no cover - IPython ships with the notebook dependencies
-        return values
+    from IPython import get_ipython
+    from IPython.display import display
+
     if get_ipython() is not None:
         text = "recorded: " + ", ".join(f"{k}={_short(v)}" for k, v in values.items())
         display({METRICS_MIME: values, "text/plain": text}, raw=True)
-    return values
 
 
 def _short(value: Any) -> str:

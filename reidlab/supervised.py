@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from reidlab.data.datasets import Record
+from reidlab.data.datasets import Record, ReIDDataset
 from reidlab.data.loaders import build_train_loader
 from reidlab.models import ReIDModel, build_model
 from reidlab.utils import resolve_device, seed_everything
@@ -53,6 +53,20 @@ class SupervisedConfig:
     erasing_p: float = 0.0  # SPEC 5 uses 0.5 at full scale
     height: int = 128
     width: int = 64
+
+
+def supervised_config(scale: str) -> SupervisedConfig:
+    """The supervised schedule at ``scale``: seconds at ``tiny`` (tests), minutes at ``lab`` (LabNet on
+    two CPU cores), SPEC section 5's ResNet-50 setting at ``full`` (256 x 128, 16 x 16 batches, erasing,
+    lr x0.1 every 20 epochs)."""
+    if scale == "tiny":
+        return SupervisedConfig(epochs=1, iters=10, batch_size=32)
+    if scale == "lab":
+        return SupervisedConfig()
+    if scale == "full":
+        return SupervisedConfig(epochs=60, iters=200, batch_size=256, num_instances=16, lr=3.5e-4, step_size=20,
+                                erasing_p=0.5, height=256, width=128)
+    raise ValueError(f"scale must be 'tiny', 'lab' or 'full', got {scale!r}")
 
 
 def train_supervised(
@@ -131,6 +145,58 @@ def train_supervised(
     return losses
 
 
+def supervised_model(
+    dataset: ReIDDataset,
+    *,
+    backbone: str = "labnet",
+    config: SupervisedConfig | None = None,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> ReIDModel:
+    """``backbone`` trained with the ground-truth identities of ``dataset.train``, cached on disk.
+
+    The weights are cached in ``cache_dir`` (default ``data_dir()/pretrained``) under a key made of the
+    dataset folder, backbone, settings and seed, written atomically and loaded with
+    ``torch.load(weights_only=True)``: only the first call trains, so notebooks can share the model.
+
+    Args:
+        dataset: its training records and their pids are the labels.
+        backbone: a :func:`reidlab.models.build_model` name (random initialisation).
+        config: training settings; defaults to :class:`SupervisedConfig`.
+        seed: seeds initialisation, sampling and augmentation.
+        cache_dir: folder of the cached weights.
+        device: where to train; ``None`` picks CUDA when available.
+        progress: show progress bars.
+
+    Returns:
+        The trained model, in training mode, on the CPU.
+    """
+    from reidlab.notebook import data_dir
+
+    config = config or SupervisedConfig()
+    cache_dir = Path(cache_dir) if cache_dir is not None else data_dir() / "pretrained"
+    root = Path(dataset.root).resolve()
+    key = hashlib.sha1(repr((str(root), backbone, seed, asdict(config))).encode()).hexdigest()[:10]
+    path = cache_dir / f"{backbone}-{root.name}-seed{seed}-{key}.pt"
+    model = build_model(backbone, pretrained=False)
+    if path.is_file():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        logger.info("loaded %s trained on %s from %s", backbone, root, path)
+        return model
+    logger.info("training %s on %s (%d images, %d ids)", backbone, root, len(dataset.train), dataset.num_train_pids)
+    seed_everything(seed)
+    model = build_model(backbone, pretrained=False)
+    train_supervised(model, dataset.train, config, device=device, seed=seed, progress=progress)
+    model.cpu()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    torch.save(model.state_dict(), partial)
+    os.replace(partial, path)
+    return model
+
+
 def source_pretrained_model(
     backbone: str = "labnet",
     *,
@@ -149,10 +215,7 @@ def source_pretrained_model(
     camera colour casts and backgrounds are all different from the target's. The target's training set
     stays unlabelled, as in the papers: the initialisation has seen other labelled people, as an
     ImageNet initialisation has seen other labelled images (and as SpCL's domain-adaptation setting
-    has seen a labelled source dataset).
-
-    The trained weights are cached in ``cache_dir`` (default ``data_dir()/pretrained``), written
-    atomically and loaded with ``torch.load(weights_only=True)``, so only the first call trains.
+    has seen a labelled source dataset). Cached like :func:`supervised_model`.
 
     Args:
         backbone: a :func:`reidlab.models.build_model` name.
@@ -170,26 +233,9 @@ def source_pretrained_model(
     from reidlab.notebook import check_scale, data_dir, prepare_dataset
 
     check_scale(scale)
-    if config is None:
-        config = SupervisedConfig(epochs=1, iters=10, batch_size=32) if scale == "tiny" else SupervisedConfig()
+    config = config or supervised_config(scale)
     preset = "tiny" if scale == "tiny" else "default"
-    cache_dir = Path(cache_dir) if cache_dir is not None else data_dir() / "pretrained"
-    key = hashlib.sha1(repr((backbone, preset, source_seed, asdict(config))).encode()).hexdigest()[:10]
-    path = cache_dir / f"{backbone}-synthmarket-{preset}-seed{source_seed}-{key}.pt"
-    model = build_model(backbone, pretrained=False)
-    if path.is_file():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        logger.info("loaded source-pretrained %s from %s", backbone, path)
-        return model
     source_root = data_dir() / f"synthmarket-{preset}-source-seed{source_seed}"
     source = prepare_dataset("synthmarket", source_root, scale=scale, seed=source_seed, progress=progress)
-    logger.info("pretraining %s on %s (%d images, %d ids)", backbone, source_root, len(source.train), source.num_train_pids)
-    seed_everything(source_seed)
-    model = build_model(backbone, pretrained=False)
-    train_supervised(model, source.train, config, device=device, seed=source_seed, progress=progress)
-    model.cpu()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".partial-{os.getpid()}")
-    torch.save(model.state_dict(), partial)
-    os.replace(partial, path)
-    return model
+    return supervised_model(source, backbone=backbone, config=config, seed=source_seed, cache_dir=cache_dir,
+                            device=device, progress=progress)

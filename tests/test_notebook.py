@@ -10,10 +10,12 @@ from reidlab import notebook
 from reidlab.notebook import METRICS_MIME, read_metrics, record, run_notebook
 
 
-def test_record_outside_a_notebook_returns_plain_values():
-    values = record(mAP=np.float32(0.25), cmc=np.array([0.5, 1.0]), n=torch.tensor(3), name="x", nan=float("nan"))
+def test_recorded_values_become_plain_json():
+    values = notebook._plain({"mAP": np.float32(0.25), "cmc": np.array([0.5, 1.0]), "n": torch.tensor(3),
+                              "name": "x", "nan": float("nan")})
     assert values == {"mAP": 0.25, "cmc": [0.5, 1.0], "n": 3, "name": "x", "nan": None}
     json.dumps(values)
+    assert record(mAP=0.5) is None  # outside IPython: checked, nothing displayed
     with pytest.raises(TypeError, match="cannot record object"):
         record(bad=object())
 

@@ -22,7 +22,6 @@ def test_notebook_00_data_and_evaluation(tiny_synthmarket, tiny_synthmarket_root
     assert m["worked_example_INP"] == pytest.approx(3 / 6)
     for key in ("untrained_mAP", "untrained_rank1", "supervised_mAP", "supervised_rank1"):
         assert 0.0 <= m[key] <= 1.0
-    assert len(m["supervised_losses"]) == 1 and m["supervised_losses"][0] > 0
 
 
 @pytest.mark.slow

@@ -16,3 +16,21 @@ def test_supervised_training_lowers_the_loss_and_repeats(tiny_synthmarket):
     again, _ = run()
     assert again == losses  # seeded CPU runs repeat exactly
     assert model.training
+
+
+def test_supervised_model_is_cached(tiny_synthmarket, tmp_path, monkeypatch):
+    import torch
+
+    from reidlab import supervised
+
+    config = SupervisedConfig(epochs=1, iters=2, batch_size=16)
+    first = supervised.supervised_model(tiny_synthmarket, config=config, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("labnet-*.pt"))) == 1 and not list(tmp_path.glob("*partial*"))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached model must not be trained again")
+
+    monkeypatch.setattr(supervised, "train_supervised", no_training)
+    again = supervised.supervised_model(tiny_synthmarket, config=config, cache_dir=tmp_path, progress=False)
+    for a, b in zip(first.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
