@@ -7,6 +7,9 @@ are the computations without widgets; :meth:`ClusteringExplorer.widget` puts sli
 :meth:`ClusteringExplorer.static_figure` draws the current state, because an executed notebook keeps
 figures but not the output of live widgets.
 
+:class:`TrainingMonitor` is a :class:`reidlab.engine.Trainer` callback that redraws the training curves
+after every epoch (notebooks 02 and 03), and draws them again from a saved history.
+
 DOM contract (a browser test relies on it): the summary ``ipywidgets.HTML`` has the CSS class
 ``reidlab-cluster-summary`` and its value starts with the plain text ``clusters: <N>``; the eps slider
 has the class ``reidlab-eps-slider``.
@@ -35,7 +38,9 @@ from reidlab.neighbors import as_float32_array
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SUMMARY_CLASS", "EPS_SLIDER_CLASS", "ClusterResult", "ClusteringExplorer", "plot_sweep"]
+__all__ = [
+    "SUMMARY_CLASS", "EPS_SLIDER_CLASS", "ClusterResult", "ClusteringExplorer", "TrainingMonitor", "plot_sweep",
+]
 
 # CSS classes of the DOM contract (see the module docstring).
 SUMMARY_CLASS = "reidlab-cluster-summary"
@@ -380,3 +385,178 @@ def plot_sweep(rows: Sequence[dict[str, Any]], *, mark_eps: float | None = None,
     if mark_eps is not None:
         ax.axvline(mark_eps, color="0.5", linestyle=":", linewidth=1)
     return ax.get_figure()
+
+
+# Panels of TrainingMonitor: metric name -> (title, left-axis series, right-axis series, y label); a series
+# is (history key, legend label). Keys are those of a Trainer history entry (reidlab.engine.Trainer.fit).
+_MONITOR_PANELS: dict[str, tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...], str]] = {
+    "loss": ("training loss", (("loss", "loss"),), (), "mean loss of the epoch"),
+    "n_clusters": (
+        "pseudo-labels",
+        (("n_clusters", "clusters"), ("n_outliers", "outliers")),
+        (("ari", "ARI"), ("nmi", "NMI")),
+        "count",
+    ),
+    "mAP": ("evaluation", (("mAP", "mAP"), ("rank1", "Rank-1")), (), "score"),
+}
+
+
+class TrainingMonitor:
+    """Live training plots in a notebook: a :class:`reidlab.engine.Trainer` callback.
+
+    Every call with an epoch's history entry (keys ``epoch``, ``loss``, ``n_clusters``, ``n_outliers``,
+    ``ari``, ``nmi``, ``memory_rows``, ``lr``, ``seconds``, and ``mAP``, ``rank1``... on evaluation epochs)
+    appends it and redraws one row of panels into an ``ipywidgets.Output`` (a PNG, as
+    :class:`ClusteringExplorer` does, so no ``display`` is needed). Panels, one per name in ``metrics``:
+
+    * ``"loss"``: the mean loss per epoch;
+    * ``"n_clusters"``: clusters and outliers of the pseudo-labels, with their ARI and NMI against the
+      true identities on a second axis (SPEC section 3);
+    * ``"mAP"``: mAP and Rank-1 on the evaluation epochs (SPEC section 6);
+    * any other history key (``"lr"``, ``"seconds"``, ``"memory_rows"``...): that value per epoch.
+
+    :meth:`figure` draws the same as a static figure, for the executed notebook (widget output is not
+    kept) or after training from a saved history (:meth:`from_history`).
+
+    Args:
+        title: shown above the plots and as the figure's title.
+        metrics: the panels, in order.
+
+    Attributes:
+        entries: the history entries received, in order (copies).
+        output: the ``ipywidgets.Output`` holding the latest plot.
+
+    Example:
+        >>> monitor = TrainingMonitor(title="Cluster Contrast on SynthMarket")
+        >>> monitor.widget()                                    # in a notebook cell
+        >>> Trainer(model, dataset, config, callbacks=[monitor]).fit()
+        >>> monitor.figure()                                    # the static figure of the whole run
+    """
+
+    def __init__(self, *, title: str | None = None, metrics: Sequence[str] = ("loss", "n_clusters", "mAP")) -> None:
+        if isinstance(metrics, str) or not metrics or not all(isinstance(m, str) for m in metrics):
+            raise ValueError(
+                f"metrics must be a non-empty sequence of history keys such as {tuple(_MONITOR_PANELS)}, "
+                f"got {metrics!r}"
+            )
+        self.title = title
+        self.metrics = tuple(metrics)
+        self.entries: list[dict[str, Any]] = []
+        self.output = ipywidgets.Output()
+        self._box: ipywidgets.Widget | None = None
+
+    @classmethod
+    def from_history(
+        cls,
+        history: Iterable[dict[str, Any]],
+        *,
+        title: str | None = None,
+        metrics: Sequence[str] = ("loss", "n_clusters", "mAP"),
+    ) -> TrainingMonitor:
+        """A monitor holding a finished run's history (``Trainer.history`` or its ``history.json``), drawn once."""
+        monitor = cls(title=title, metrics=metrics)
+        for entry in history:
+            monitor.entries.append(monitor._checked(entry))
+        if monitor.entries:
+            monitor._redraw()
+        return monitor
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        """Append one epoch's history entry and redraw the output."""
+        self.entries.append(self._checked(entry))
+        self._redraw()
+
+    def widget(self) -> ipywidgets.Widget:
+        """The output (under a bold title when there is one); built once."""
+        if self._box is None:
+            self._box = (
+                self.output
+                if self.title is None
+                else ipywidgets.VBox([ipywidgets.HTML(f"<b>{html.escape(self.title)}</b>"), self.output])
+            )
+        return self._box
+
+    def figure(self) -> Figure:
+        """The whole history so far: one panel per metric, titled by the last values."""
+        fig = Figure(figsize=(3.6 * len(self.metrics), 3.0), layout="constrained")
+        for ax, metric in zip(fig.subplots(1, len(self.metrics), squeeze=False)[0], self.metrics):
+            self._draw_panel(ax, metric)
+        heading = self.summary()
+        fig.suptitle(heading if self.title is None else f"{self.title}\n{heading}", fontsize=9)
+        return fig
+
+    def summary(self) -> str:
+        """The latest value of every plotted series, one line.
+
+        Example: ``epoch 5 | loss 2.31 | clusters 40 | outliers 12 | mAP 0.452 (epoch 4)``.
+        """
+        if not self.entries:
+            return "no epoch yet"
+        parts = [f"epoch {self._epochs()[-1]}"]
+        for metric in self.metrics:
+            for key, label in self._panel(metric)[1]:
+                epochs, values = self._series(key)
+                if values:
+                    late = "" if epochs[-1] == self._epochs()[-1] else f" (epoch {epochs[-1]})"
+                    parts.append(f"{label} {values[-1]:.4g}{late}")
+        return " | ".join(parts)
+
+    # ---- drawing ----
+
+    @staticmethod
+    def _checked(entry: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(entry, dict):
+            raise TypeError(f"entry must be a dict (a Trainer history entry), got {type(entry).__name__}")
+        return dict(entry)
+
+    @staticmethod
+    def _panel(metric: str) -> tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...], str]:
+        return _MONITOR_PANELS.get(metric, (metric, ((metric, metric),), (), metric))
+
+    def _epochs(self) -> list[int]:
+        return [entry.get("epoch", i) for i, entry in enumerate(self.entries)]
+
+    def _series(self, key: str) -> tuple[list[int], list[float]]:
+        """(epochs, values) of the entries that hold ``key`` (evaluation keys only on evaluation epochs)."""
+        pairs = [(e, entry[key]) for e, entry in zip(self._epochs(), self.entries) if entry.get(key) is not None]
+        return [e for e, _ in pairs], [float(v) for _, v in pairs]
+
+    def _draw_panel(self, ax: Axes, metric: str) -> None:
+        title, left, right, ylabel = self._panel(metric)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        handles = self._plot_series(ax, left, ("-", "--"))
+        top = ax  # the axes drawn last, which holds the legend
+        if right:
+            top = ax.twinx()
+            handles += self._plot_series(top, right, (":", "-."), colours=("tab:green", "tab:red"))
+            top.set_ylim(-0.05, 1.05)
+            top.set_ylabel("ARI / NMI" if metric == "n_clusters" else "")
+        if len(handles) > 1:
+            top.legend(handles=handles, fontsize=7, loc="best")
+        elif not handles:
+            ax.text(0.5, 0.5, "no evaluation yet" if metric == "mAP" else f"no {metric} yet", ha="center",
+                    va="center", transform=ax.transAxes, color="0.5")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+
+    def _plot_series(
+        self,
+        ax: Axes,
+        series: Sequence[tuple[str, str]],
+        styles: Sequence[str],
+        colours: Sequence[str] = ("tab:blue", "tab:orange"),
+    ) -> list[Any]:
+        handles = []
+        for (key, label), style, colour in zip(series, styles, colours):
+            epochs, values = self._series(key)
+            if values:
+                (line,) = ax.plot(epochs, values, style, marker="o", markersize=3, color=colour, label=label)
+                handles.append(line)
+        return handles
+
+    def _redraw(self) -> None:
+        self.output.outputs = (_png_output(self.figure()),)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(epochs={len(self.entries)}, metrics={self.metrics}, {self.summary()})"

@@ -2,6 +2,7 @@
 
 import pytest
 
+from reidlab.engine import preset
 from reidlab.notebook import NOTEBOOK_DIR, run_notebook
 
 
@@ -39,3 +40,34 @@ def test_notebook_01_clustering(tiny_synthmarket, tiny_synthmarket_root, tmp_pat
     # SpCL keeps a subset of the clustered samples, and what it keeps is at least as pure.
     assert m["spcl_kept"] <= len(tiny_synthmarket.train) - dbscan["n_outliers"]
     assert m["spcl"]["pairwise_precision"] >= m["dbscan_quality"]["pairwise_precision"] - 1e-9
+
+
+@pytest.mark.slow
+def test_notebook_02_memory_banks(tiny_synthmarket, tiny_synthmarket_root, tmp_path):
+    run = run_tiny("02_memory_banks.ipynb", tiny_synthmarket_root, tmp_path)
+    m = run.metrics
+    n = len(tiny_synthmarket.train)
+    assert m["memory_rows"]["spcl"][0] == n and m["memory_rows"]["cluster_contrast"][0] == tiny_synthmarket.num_train_pids
+    methods = ["spcl", "cluster_contrast", "cluster_contrast_hard"]
+    assert sorted(m["histories"]) == sorted(methods)
+    for method in methods:
+        history = m["histories"][method]
+        assert len(history) == 2  # the tiny preset's epochs
+        assert history[-1]["memory_rows"] == (n if method == "spcl" else history[-1]["n_clusters"])
+        assert m["results"][method]["mAP"] == pytest.approx(history[-1]["mAP"])
+    for row in ("untrained LabNet", "source-pretrained start", "supervised (w/ GT)"):
+        assert 0 <= m["results"][row]["mAP"] <= 1
+    assert m["results"]["source-pretrained start"]["mAP"] == pytest.approx(m["initial_mAP"])
+
+
+@pytest.mark.slow
+def test_notebook_03_hard_mining(tiny_synthmarket, tiny_synthmarket_root, tmp_path):
+    run = run_tiny("03_hard_mining.ipynb", tiny_synthmarket_root, tmp_path, mus="0,0.5,1")
+    m = run.metrics
+    assert m["toy_mu"] == 0.5 and m["toy_pull_cls_norm"] > 0 and m["toy_pull_ins_norm"] > 0
+    slots = preset("hhcl", scale="tiny").num_instances
+    assert m["memory_rows"] == m["n_clusters"] * (slots + 1)  # P slots per cluster + the centroids
+    assert sorted(m["mu_sweep"]) == ["0.0", "0.5", "1.0"] and m["sweep_epochs"] == 2
+    assert m["best_mu"] in (0.0, 0.5, 1.0)
+    for row in m["mu_sweep"].values():
+        assert 0 <= row["mAP"] <= 1 and row["n_clusters"] > 0
