@@ -39,6 +39,7 @@ from reidlab.data.loaders import build_train_loader
 from reidlab.evaluation import evaluate_model
 from reidlab.features import extract_features
 from reidlab.memory import ClusterMemory, HardHybridMemory, HybridMemory, Memory
+from reidlab.models import GeneralizedMeanPooling
 from reidlab.utils import resolve_device, seed_everything
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class TrainConfig:
     lr: float = 3.5e-4  # SPEC 5
     weight_decay: float = 5e-4  # SPEC 5
     step_size: int = 20  # SPEC 5: lr x0.1 every 20 epochs
-    eval_step: int = 10  # evaluate every `eval_step` epochs and after the last one
+    eval_step: int = 10  # SpCL / Cluster Contrast --eval-step; also evaluated after the last epoch
     # Pseudo-labels (SPEC sections 2 and 3).
     eps: float = 0.6  # SPEC 3
     min_samples: int = 4  # SPEC 1
@@ -81,11 +82,12 @@ class TrainConfig:
     temperature: float = 0.05  # SPEC 4: tau everywhere
     mu: float = 0.5  # HHCL Eq. 2 (SPEC 4.3)
     eps_gap: float = 0.02  # SpCL's tight/loose eps offset (SPEC 4.1)
-    # Model and input (SPEC section 5).
-    backbone: str = "resnet50"
+    # Model and input (SPEC section 5). The caller builds the model (build_model(backbone, pooling=...));
+    # the Trainer checks that its pooling is this one.
+    backbone: str = "resnet50"  # SPEC 5
     pooling: str = "gem"  # SPEC 4.2: GeM in Cluster Contrast's reported setup
-    height: int = 256
-    width: int = 128
+    height: int = 256  # SPEC 5
+    width: int = 128  # SPEC 5
     erasing_p: float = 0.5  # SPEC 5: random erasing probability
     num_workers: int = 4
     cache_images: bool = False  # keep decoded training images in memory (lab scale)
@@ -123,9 +125,9 @@ def preset(method: str, *, scale: str = "full", dataset: str = "market1501", **o
         config = TrainConfig(method=method, eps=PAPER_EPS[family][dataset])
         if method == "spcl":  # SpCL's USL script: batch 64 = 16 x 4, 400 iters, m = 0.2, average pooling
             config = replace(config, batch_size=64, num_instances=4, iters=400, momentum=0.2, pooling="avg")
-        elif method == "hhcl":  # HHCL Table 1-3 setting (SPEC 4.3), average pooling
+        elif method == "hhcl":  # HHCL section 4.1: global average pooling (its run.sh: --pooling-type avg)
             config = replace(config, pooling="avg")
-        if dataset == "msmt17" and method != "spcl":
+        if dataset == "msmt17" and family == "cluster_contrast":
             config = replace(config, iters=400)  # SPEC 4.2
     elif scale in ("lab", "tiny"):
         config = TrainConfig(
@@ -137,7 +139,7 @@ def preset(method: str, *, scale: str = "full", dataset: str = "market1501", **o
             num_workers=0,
             cache_images=True,
             erasing_p=0.0,  # a short schedule learns faster without it (reidlab.supervised.SupervisedConfig)
-            eps=0.5,
+            eps=0.5,  # lab-scale choice for LabNet features on SynthMarket (notebook 01's sweep)
             momentum=0.2 if method == "spcl" else 0.1,
             epochs=8 if scale == "lab" else 2,
             iters=30 if scale == "lab" else 3,
@@ -160,6 +162,7 @@ def _rng_state() -> dict[str, Any]:
         "python": random.getstate(),
         "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)],
         "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
 
 
@@ -169,6 +172,8 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
@@ -193,7 +198,8 @@ class Trainer:
         seed: seeds every random choice, so CPU runs repeat exactly.
         progress: show progress bars.
         callbacks: each is called as ``callback(record)`` with the epoch's history entry after every
-            epoch (for live plots).
+            epoch (for live plots), after the epoch's checkpoint is written; a callback must not draw from
+            the global random generators, or a resumed run would differ from an uninterrupted one.
     """
 
     model: torch.nn.Module
@@ -210,6 +216,12 @@ class Trainer:
     def __post_init__(self) -> None:
         self.device = resolve_device(self.device)
         self.run_dir = Path(self.run_dir) if self.run_dir is not None else None
+        pooling = "gem" if isinstance(getattr(self.model, "pool", None), GeneralizedMeanPooling) else "avg"
+        if pooling != self.config.pooling:
+            raise ValueError(
+                f"the model pools with {pooling!r} but the config says pooling={self.config.pooling!r}; build it "
+                f"with build_model({self.config.backbone!r}, pooling={self.config.pooling!r})"
+            )
         self.model.to(self.device)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
@@ -321,6 +333,7 @@ class Trainer:
             labels = self.pseudo_label(features)
             quality = cluster_quality(labels, self.true_pids)
             train_labels = self.build_memory(features, labels, epoch)
+            lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
             loss = self.train_epoch(epoch, train_labels)
             self.scheduler.step()
             entry: dict[str, Any] = {
@@ -331,7 +344,7 @@ class Trainer:
                 "ari": float(quality.ari),
                 "nmi": float(quality.nmi),
                 "memory_rows": int(self.memory.num_rows),
-                "lr": self.optimizer.param_groups[0]["lr"],
+                "lr": lr,
             }
             if (epoch + 1) % cfg.eval_step == 0 or epoch + 1 == cfg.epochs:
                 entry.update(self.evaluate())

@@ -89,3 +89,9 @@ def test_presets_follow_the_papers():
         TrainConfig(batch_size=100, num_instances=16)
     with pytest.raises(ValueError, match="scale must be"):
         preset("hhcl", scale="huge")
+
+
+def test_trainer_checks_the_model_pooling(tiny_synthmarket):
+    config = preset("cluster_contrast", scale="full")  # GeM in Cluster Contrast's reported setup
+    with pytest.raises(ValueError, match="pools with 'avg' but the config says pooling='gem'"):
+        Trainer(make_model(), tiny_synthmarket, config, progress=False)

@@ -31,7 +31,9 @@ def test_notebook_01_clustering(tiny_synthmarket, tiny_synthmarket_root, tmp_pat
     m = run.metrics
     assert m["num_train_images"] == len(tiny_synthmarket.train)
     assert m["naive_max_abs_diff"] < 1e-5
-    assert 0.5 <= m["auc_cosine"] <= 1 and 0.5 <= m["auc_jaccard"] <= 1
+    assert len(m["closest_pairs"]) == 3
+    for name in ("closest_precision_cosine", "closest_precision_jaccard"):
+        assert len(m[name]) == 3 and all(0 <= p <= 1 for p in m[name])
     dbscan = m["dbscan"]
     assert dbscan["eps"] == 0.6 and dbscan["n_clusters"] >= 1
     assert dbscan["n_clusters"] + dbscan["n_outliers"] <= len(tiny_synthmarket.train)
