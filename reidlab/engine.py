@@ -90,7 +90,7 @@ class TrainConfig:
     width: int = 128  # SPEC 5
     erasing_p: float = 0.5  # SPEC 5: random erasing probability
     num_workers: int = 4
-    cache_images: bool = False  # keep decoded training images in memory (lab scale)
+    cache_images: bool = False  # decode each training image once per run and keep it in memory (lab scale)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -228,6 +228,8 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, self.config.step_size, gamma=0.1)
         self.scaler = torch.amp.GradScaler(enabled=self.device.type == "cuda")
         self.true_pids = np.array([r.pid for r in self.dataset.train])
+        # One decoded-image store for the feature extraction and the training loader of every epoch.
+        self.image_cache: dict | bool = {} if self.config.cache_images else False
         self.refiner = (
             SelfPacedRefiner(self.config.eps, eps_gap=self.config.eps_gap, min_samples=self.config.min_samples)
             if self.config.method == "spcl"
@@ -243,6 +245,7 @@ class Trainer:
             width=self.config.width,
             num_workers=self.config.num_workers,
             device=self.device,
+            cache=self.image_cache,
             progress=self.progress,
         )
 
@@ -280,7 +283,7 @@ class Trainer:
         loader = build_train_loader(
             self.dataset.train, labels.tolist(), height=cfg.height, width=cfg.width,
             batch_size=cfg.batch_size, num_instances=cfg.num_instances, iters=cfg.iters,
-            num_workers=cfg.num_workers, seed=self.seed * 1000 + epoch, cache=cfg.cache_images,
+            num_workers=cfg.num_workers, seed=self.seed * 1000 + epoch, cache=self.image_cache,
             erasing_p=cfg.erasing_p,
         )
         self.model.train()

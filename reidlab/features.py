@@ -25,7 +25,7 @@ def extract_features(
     batch_size: int = 128,
     num_workers: int = 0,
     device: str | torch.device | None = None,
-    cache: bool = False,
+    cache: bool | dict = False,
     progress: bool = True,
 ) -> torch.Tensor:
     """Embed every record with ``model`` in eval mode, in the records' order.
@@ -42,7 +42,8 @@ def extract_features(
         batch_size: images per forward pass.
         num_workers: DataLoader worker processes.
         device: where to run; ``None`` picks CUDA when available.
-        cache: keep decoded images in memory (useful when extracting the same set every epoch).
+        cache: keep decoded images in memory: ``True``, or a dict shared with other loaders over the
+            same records (see :class:`reidlab.data.ImageDataset`).
         progress: show a progress bar.
 
     Returns:

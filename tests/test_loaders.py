@@ -78,6 +78,20 @@ def test_cache_keeps_decoded_images(records):
         uncached[0]
 
 
+def test_a_shared_cache_decodes_each_image_once(records, monkeypatch):
+    import reidlab.data.loaders as loaders
+
+    reads = []
+    real_read = loaders.read_image
+    monkeypatch.setattr(loaders, "read_image", lambda path: reads.append(path) or real_read(path))
+    shared = {}
+    first = ImageDataset(records, cache=shared)
+    second = ImageDataset(records, labels=np.zeros(len(records)), cache=shared)
+    images = [first[i][0] for i in range(len(records))]
+    assert [second[i][0] for i in range(len(records))] == images  # the very same PIL objects
+    assert len(reads) == len(records) and len(shared) == len(records)
+
+
 def test_iter_loader_yields_exactly_length_batches_across_restarts():
     class CountingLoader:
         def __init__(self):

@@ -44,8 +44,11 @@ class ImageDataset(Dataset):
         transform: Applied to the RGB PIL image; None returns the PIL image itself.
         labels: Label per record ``(N,)``, e.g. pseudo-labels (-1 for outliers); None uses ``record.pid``.
         cache: Keep every decoded image in memory after its first read (fast repeated epochs on
-            small datasets). Each DataLoader worker holds its own cache, which lives as long as the
-            worker: the loader builders keep workers alive between epochs when ``cache`` is set.
+            small datasets): ``True`` for a cache of this dataset's own, or a dict (index -> image)
+            to share one cache between datasets over the same records, e.g. the training loader of
+            every epoch and the feature extraction (``reidlab.engine.Trainer`` does). Each DataLoader
+            worker holds its own copy, which lives as long as the worker: the loader builders keep
+            workers alive between epochs when ``cache`` is set.
     """
 
     def __init__(
@@ -54,7 +57,7 @@ class ImageDataset(Dataset):
         transform: Callable[[Image.Image], Any] | None = None,
         *,
         labels: npt.ArrayLike | None = None,
-        cache: bool = False,
+        cache: bool | dict[int, Image.Image] = False,
     ) -> None:
         self.records = list(records)
         self.transform = transform
@@ -66,8 +69,8 @@ class ImageDataset(Dataset):
                 raise ValueError(
                     f"labels must have shape ({len(self.records)},) like records, got {self.labels.shape}"
                 )
-        self.cache = cache
-        self._images: dict[int, Image.Image] = {}
+        self.cache = cache is not False
+        self._images: dict[int, Image.Image] = cache if isinstance(cache, dict) else {}
 
     def __len__(self) -> int:
         return len(self.records)
@@ -133,7 +136,7 @@ def build_train_loader(
     iters: int = 200,
     num_workers: int = 0,
     seed: int | None = None,
-    cache: bool = False,
+    cache: bool | dict[int, Image.Image] = False,
     erasing_p: float = 0.5,
     pin_memory: bool = False,
 ) -> IterLoader:
@@ -155,7 +158,7 @@ def build_train_loader(
         seed: Seeds the sampler and the DataLoader's worker seeds. With ``num_workers=0`` the
             augmentations draw from torch's global generator: call ``torch.manual_seed`` for
             bit-identical runs.
-        cache: Keep decoded images in memory (see :class:`ImageDataset`).
+        cache: Keep decoded images in memory: ``True`` or a shared dict (see :class:`ImageDataset`).
         erasing_p: probability of random erasing (SPEC section 5: 0.5).
         pin_memory: Passed to the DataLoader (useful when batches go to a GPU).
 
@@ -179,7 +182,7 @@ def build_train_loader(
         drop_last=True,
         pin_memory=pin_memory,
         generator=generator,
-        persistent_workers=cache and num_workers > 0,
+        persistent_workers=cache is not False and num_workers > 0,
     )
     return IterLoader(loader, iters)
 
@@ -191,7 +194,7 @@ def build_test_loader(
     width: int,
     batch_size: int = 256,
     num_workers: int = 0,
-    cache: bool = False,
+    cache: bool | dict[int, Image.Image] = False,
     pin_memory: bool = False,
 ) -> DataLoader:
     """Batches of ``records`` in order with the test transform (feature extraction, evaluation).
@@ -206,5 +209,5 @@ def build_test_loader(
         shuffle=False,
         num_workers=num_workers,
         pin_memory=pin_memory,
-        persistent_workers=cache and num_workers > 0,
+        persistent_workers=cache is not False and num_workers > 0,
     )
