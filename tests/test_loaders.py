@@ -186,3 +186,11 @@ def test_loaders_on_generated_synthmarket(tiny_synthmarket):
     assert all(b[0].shape == (16, 3, 64, 32) for b in batches)
     test_batches = list(build_test_loader(tiny_synthmarket.query, height=64, width=32, batch_size=64))
     assert sum(len(b[0]) for b in test_batches) == len(tiny_synthmarket.query)
+
+
+def test_a_test_loader_pass_leaves_the_global_rng_alone(records):
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    list(build_test_loader(records, height=16, width=8, batch_size=2))
+    assert torch.equal(torch.rand(3), expected)

@@ -210,4 +210,7 @@ def build_test_loader(
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=cache is not False and num_workers > 0,
+        # Its own generator: otherwise every pass draws a seed from the global torch RNG, and how often
+        # a run evaluates would change its training augmentations.
+        generator=torch.Generator().manual_seed(0),
     )
