@@ -180,8 +180,8 @@ def supervised_model(
     root = Path(dataset.root).resolve()
     key = hashlib.sha1(repr((str(root), backbone, seed, asdict(config))).encode()).hexdigest()[:10]
     path = cache_dir / f"{backbone}-{root.name}-seed{seed}-{key}.pt"
-    model = build_model(backbone, pretrained=False)
     if path.is_file():
+        model = build_model(backbone, pretrained=False)
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         logger.info("loaded %s trained on %s from %s", backbone, root, path)
         return model

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from reidlab.memory import ClusterMemory, HardHybridMemory, HybridMemory
