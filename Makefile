@@ -21,13 +21,14 @@ STAMP := .make/installed$(subst /,_,$(abspath $(PY)))
 SCALE ?= lab
 RUNS ?= runs
 
-.PHONY: setup demo test lab data clean-runs help
+.PHONY: setup demo test lab data baselines clean-runs help
 
 help:
 	@echo "make demo   set up, generate SynthMarket, run every notebook at lab scale into $(RUNS)/"
 	@echo "make test   set up, then the whole test suite (unit tests + notebooks at tiny scale)"
 	@echo "make lab    open JupyterLab on notebooks/ with this environment's kernel"
 	@echo "make data   generate the default SynthMarket dataset into data/ if missing"
+	@echo "make baselines  re-record tests/baselines/ (every notebook's metrics at tiny scale); review the diff"
 
 setup: $(STAMP)
 
@@ -45,6 +46,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# Deliberately re-record the regression baselines (tests/baselines/*.json); NOTEBOOKS="02 03" limits it.
+baselines: setup
+	$(PY) tests/regression.py --record $(NOTEBOOKS)
 
 lab: setup
 	$(PY) -m jupyter lab notebooks/

@@ -1,7 +1,8 @@
 """Exact k-nearest-neighbour search by inner product (cosine for L2-normalised rows) with faiss.
 
 The k-reciprocal Jaccard distance (``reidlab.cluster.jaccard``, SPEC section 2) starts from these lists.
-faiss runs on the GPU when the installed build has GPU support and a GPU is visible, on the CPU otherwise.
+faiss runs on the GPU when the installed build has GPU support and a GPU is visible (the database sharded
+over all visible GPUs when there are several), on the CPU otherwise.
 """
 
 from __future__ import annotations
@@ -52,9 +53,12 @@ def knn_search(
     happens the sample is moved to rank 0 and the others keep their relative order (those ranked before
     it move down one rank; if it was missing, the last neighbour is dropped).
 
-    On the GPU the search runs in a ``faiss.GpuIndexFlatIP``; on the CPU ``faiss.knn`` runs the same
-    exhaustive search as ``faiss.IndexFlatIP.search`` without copying the database into an index
-    (which would cost another N x D float32 array).
+    On one GPU the search runs in a ``faiss.GpuIndexFlatIP``; with several visible GPUs a
+    ``faiss.IndexFlatIP`` is sharded over all of them (``faiss.index_cpu_to_all_gpus`` with
+    ``GpuMultipleClonerOptions.shard``: each GPU holds N / n_gpus rows and the partial results are
+    merged), so a database that does not fit one GPU still can be searched; on the CPU ``faiss.knn``
+    runs the same exhaustive search as ``faiss.IndexFlatIP.search`` without copying the database into
+    an index (which would cost another N x D float32 array).
 
     Args:
         features: (N, D) NumPy array or torch tensor on any device; it is copied to CPU float32.
@@ -80,13 +84,23 @@ def knn_search(
             "(install faiss-gpu on a machine with CUDA, or pass use_gpu=None or False)"
         )
     if gpu and use_gpu is not False:
-        resources = faiss.StandardGpuResources()  # must outlive the index
-        index = faiss.GpuIndexFlatIP(resources, dim)
-        index.add(x)
-        similarities, indices = index.search(x, k)
+        similarities, indices = _gpu_search(x, k)
     else:
         similarities, indices = faiss.knn(x, x, k, metric=faiss.METRIC_INNER_PRODUCT)
     return _self_first(x, similarities, indices.astype(np.int64, copy=False))
+
+
+def _gpu_search(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product search of ``x`` (N, D) in itself on the GPU(s): one GPU, or shards on all."""
+    if faiss.get_num_gpus() > 1:
+        options = faiss.GpuMultipleClonerOptions()
+        options.shard = True  # split the rows over the GPUs rather than copy them to each
+        index = faiss.index_cpu_to_all_gpus(faiss.IndexFlatIP(x.shape[1]), co=options)  # holds its resources
+    else:
+        resources = faiss.StandardGpuResources()  # must outlive the index: a local of this function
+        index = faiss.GpuIndexFlatIP(resources, x.shape[1])
+    index.add(x)
+    return index.search(x, k)
 
 
 def _self_first(x: np.ndarray, similarities: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

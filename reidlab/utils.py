@@ -1,9 +1,11 @@
-"""Small shared helpers: device choice and seeding."""
+"""Small shared helpers: device choice, seeding and atomic file writes."""
 
 from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,3 +38,14 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)
+
+
+def write_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(partial)`` on a temporary name next to ``path``, then rename it to ``path``.
+
+    A reader (or a resumed run) sees either the old file or the complete new one, never a partial one.
+    """
+    path = Path(path)
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    write(partial)
+    os.replace(partial, path)

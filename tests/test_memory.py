@@ -402,3 +402,243 @@ def test_to_and_state_dict_round_trip(position):
         assert torch.equal(a, b), name
     torch.testing.assert_close(copy.loss(x, targets, indexes=indexes), memory.loss(x, targets, indexes=indexes))
     assert memory(x, targets, indexes=indexes) == memory.loss(x, targets, indexes=indexes)  # forward = loss
+
+
+# ----------------------------------------------------------------------------- WeightedMemory (SCWM, SPEC 4.4)
+from reidlab.memory import WeightedMemory  # noqa: E402  (appended section; the class is new in this round)
+
+
+def naive_class_weights(raw, targets):
+    """Eq. 8 normalised within each class's samples of the batch, uniform where the class sums to 0."""
+    weights = torch.zeros_like(raw)
+    for i in range(raw.shape[0]):
+        members = [j for j in range(raw.shape[0]) if targets[j] == targets[i]]
+        for s in range(raw.shape[1]):
+            total = sum(float(raw[j, s]) for j in members)
+            weights[i, s] = float(raw[i, s]) / total if total > 0 else 1.0 / len(members)
+    return weights
+
+
+def naive_weighted_nce(x, centroids, targets, tau, weights=None):
+    """Eq. 10 with loops: global term + mean over parts of -log(w exp(s+) / sum_j exp(s_j)), batch mean."""
+    streams, batch = centroids.shape[0], x.shape[0]
+    per_stream = []
+    for s in range(streams):
+        total = 0.0
+        for b in range(batch):
+            logits = [float(x[b, s] @ c) / tau for c in centroids[s]]
+            w = 1.0 if weights is None else max(float(weights[b, s]), 1e-6)
+            total += -math.log(w * math.exp(logits[int(targets[b])]) / sum(math.exp(v) for v in logits))
+        per_stream.append(total / batch)
+    return per_stream[0] + (sum(per_stream[1:]) / (streams - 1) if streams > 1 else 0.0)
+
+
+def naive_separation(x, centroids, targets, tau):
+    """Eq. 11 with loops: part k against the l part centroids of the sample's cluster."""
+    num_parts, batch = centroids.shape[0] - 1, x.shape[0]
+    total = 0.0
+    for b in range(batch):
+        y = int(targets[b])
+        for k in range(1, num_parts + 1):
+            logits = [float(x[b, k] @ centroids[j, y]) / tau for j in range(1, num_parts + 1)]
+            total += -(logits[k - 1] - math.log(sum(math.exp(v) for v in logits))) / num_parts
+    return total / batch
+
+
+def naive_weighted_update(centroids, targets, x, m, weights):
+    """Eq. 9 as a weighted mean per class present and stream, then re-normalised."""
+    centroids = centroids.clone()
+    for y in set(targets.tolist()):
+        members = [i for i in range(len(targets)) if targets[i] == y]
+        for s in range(centroids.shape[0]):
+            mean = sum(weights[i, s] * x[i, s] for i in members)
+            centroids[s, y] = m * centroids[s, y] + (1 - m) * mean
+            centroids[s, y] = centroids[s, y] / centroids[s, y].norm()
+    return centroids
+
+
+def hardest_weights(centroids, targets, x):
+    """One-hot per class and stream on the member least similar to the stream's centroid (first on ties)."""
+    weights = torch.zeros(x.shape[:2], dtype=x.dtype)
+    for y in set(targets.tolist()):
+        members = [i for i in range(len(targets)) if targets[i] == y]
+        for s in range(centroids.shape[0]):
+            similarities = [float(x[i, s] @ centroids[s, y]) for i in members]
+            weights[members[int(np.argmin(similarities))], s] = 1.0
+    return weights
+
+
+def weighted_memory(streams=3, clusters=5, dim=8, **options):
+    return WeightedMemory(unit(streams, clusters, dim, seed=40), **options)
+
+
+@pytest.fixture
+def weighted_batch():
+    """Features (B, S, D), targets with class 4 absent and class 2 appearing once, raw weights with zeros."""
+    targets = torch.tensor([0, 1, 0, 3, 2, 1, 0, 3])
+    x = unit(len(targets), 3, 8, seed=41)
+    raw = torch.rand(len(targets), 3, generator=torch.Generator().manual_seed(42), dtype=torch.float64)
+    raw[targets == 1, 2] = 0.0  # class 1 has no weight in stream 2: uniform fallback
+    raw[0, 1] = 0.0  # one zero weight in a class that has others
+    return x, targets, raw
+
+
+def test_weighted_from_labels_is_per_stream_class_means(labelled):
+    features2d, labels = labelled
+    features = torch.stack([features2d, features2d.flip(0), -features2d], dim=1)  # (N, 3, D)
+    memory = WeightedMemory.from_labels(features, labels, update="average")
+    assert memory.centroids.shape == (3, 3, 8)
+    assert (memory.num_streams, memory.num_rows, memory.feature_dim) == (3, 3, 8)
+    for s in range(3):
+        for c in range(3):
+            mean = features[labels == c, s].mean(0)
+            torch.testing.assert_close(memory.centroids[s, c], mean / mean.norm())
+    assert memory.update_mode == "average" and memory.momentum == 0.2 and memory.temperature == 0.05
+    from_numpy = WeightedMemory.from_labels(features.numpy(), labels)
+    torch.testing.assert_close(from_numpy.centroids, memory.centroids)
+
+
+def test_weighted_raw_weights():
+    alpha = torch.tensor([[0.2, 0.4, 0.6], [1.0, 1.0, 0.7]])
+    raw = WeightedMemory.raw_weights(alpha)
+    expected = torch.tensor([[1 - 0.4, 0.2, 0.4, 0.6], [1 - 0.9, 1.0, 1.0, 0.7]])
+    torch.testing.assert_close(raw, expected)
+    with pytest.raises(ValueError, match=r"alpha must be \(B, l\), got shape \(3,\)"):
+        WeightedMemory.raw_weights(torch.ones(3))
+
+
+def test_weighted_class_weights(weighted_batch):
+    _, targets, raw = weighted_batch
+    weights = WeightedMemory.class_weights(raw, targets)
+    torch.testing.assert_close(weights, naive_class_weights(raw, targets))
+    for c in targets.unique():
+        torch.testing.assert_close(weights[targets == c].sum(0), torch.ones(3, dtype=torch.float64))
+    torch.testing.assert_close(weights[targets == 1, 2], torch.full((2,), 0.5, dtype=torch.float64))
+    assert weights[0, 1] == 0 and weights[4].tolist() == [1.0, 1.0, 1.0]  # class 2 is alone
+    torch.testing.assert_close(WeightedMemory.class_weights(weights, targets), weights)  # idempotent
+    with pytest.raises(ValueError, match="raw weights must be finite and >= 0"):
+        WeightedMemory.class_weights(-raw, targets)
+    with pytest.raises(ValueError, match=r"need raw \(B, S\) and targets \(B,\), got shapes \(8, 3\) and \(7,\)"):
+        WeightedMemory.class_weights(raw, targets[:7])
+
+
+@pytest.mark.parametrize("use_weights", [False, True])
+def test_weighted_loss_matches_naive_eq10(weighted_batch, use_weights):
+    x, targets, raw = weighted_batch
+    memory = weighted_memory().double()
+    weights = WeightedMemory.class_weights(raw, targets) if use_weights else None
+    loss = memory.loss(x, targets, weights=weights)
+    expected = naive_weighted_nce(x, memory.centroids, targets, 0.05, weights)
+    assert math.isfinite(float(loss))  # a zero weight is floored inside the log
+    assert float(loss) == pytest.approx(expected, rel=1e-9)
+    assert float(memory(x, targets, weights=weights)) == float(loss)  # forward = loss
+
+
+def test_weighted_loss_gradient_equals_plain_cluster_nce(weighted_batch):
+    x, targets, raw = weighted_batch
+    memory = weighted_memory().double()
+    weights = WeightedMemory.class_weights(raw, targets)
+    gradients = []
+    for loss_fn in (
+        lambda f: memory.loss(f, targets, weights=weights),
+        lambda f: memory.loss(f, targets),
+        lambda f: cluster_nce(f[:, 0], memory.centroids[0], targets, 0.05)
+        + sum(cluster_nce(f[:, s], memory.centroids[s], targets, 0.05) for s in (1, 2)) / 2,
+    ):
+        f = x.clone().requires_grad_(True)
+        loss_fn(f).backward()
+        gradients.append(f.grad)
+    torch.testing.assert_close(gradients[0], gradients[1], rtol=0, atol=1e-12)
+    torch.testing.assert_close(gradients[1], gradients[2])
+    assert float(memory.loss(x, targets, weights=weights)) > float(memory.loss(x, targets))  # only the value moves
+
+
+def test_weighted_global_only_memory_is_cluster_nce(weighted_batch):
+    x, targets, _ = weighted_batch
+    memory = weighted_memory(streams=1).double()
+    plain = cluster_nce(x[:, 0], memory.centroids[0], targets, 0.05)
+    torch.testing.assert_close(memory.loss(x[:, :1], targets), plain)
+    assert float(memory.separation_loss(x[:, :1], targets)) == 0.0
+
+
+def test_weighted_separation_loss_matches_naive_eq11(weighted_batch):
+    x, targets, _ = weighted_batch
+    memory = weighted_memory().double()
+    loss = memory.separation_loss(x, targets)
+    assert float(loss) == pytest.approx(naive_separation(x, memory.centroids, targets, 0.05), rel=1e-9)
+    # Parts that sit exactly on their own part centroids, far from the other part's, separate well.
+    aligned = memory.centroids[:, targets].transpose(0, 1).clone()
+    assert float(memory.separation_loss(aligned, targets)) < float(loss)
+
+
+@pytest.mark.parametrize("mode", ["average", "hardest", "weighted"])
+def test_weighted_update_matches_naive(weighted_batch, mode):
+    x, targets, raw = weighted_batch
+    memory = weighted_memory(update=mode).double()
+    before = memory.centroids.clone()
+    class_weights = WeightedMemory.class_weights(raw, targets)
+    if mode == "average":
+        weights = naive_class_weights(torch.ones_like(raw), targets)
+    elif mode == "hardest":
+        weights = hardest_weights(before, targets, x)
+    else:
+        weights = class_weights
+    memory.update(x, targets, weights=class_weights)
+    torch.testing.assert_close(memory.centroids, naive_weighted_update(before, targets, x, 0.2, weights))
+    assert torch.equal(memory.centroids[:, 4], before[:, 4])  # class 4 is not in the batch
+    torch.testing.assert_close(memory.centroids.norm(dim=2), torch.ones(3, 5, dtype=torch.float64))
+
+
+def test_weighted_update_renormalises_raw_weights_and_needs_them(weighted_batch):
+    x, targets, raw = weighted_batch
+    from_raw, from_normalised = weighted_memory().double(), weighted_memory().double()
+    from_raw.update(x, targets, weights=raw)
+    from_normalised.update(x, targets, weights=WeightedMemory.class_weights(raw, targets))
+    torch.testing.assert_close(from_raw.centroids, from_normalised.centroids)
+    before = from_raw.centroids.clone()
+    with pytest.raises(ValueError, match=r"update='weighted' needs weights=, the \(B, S\) Eq. 8 weights"):
+        from_raw.update(x, targets)
+    assert torch.equal(from_raw.centroids, before)
+    average = weighted_memory(update="average").double()
+    average.update(x, targets)  # the other modes need no weights
+    assert not torch.equal(average.centroids, weighted_memory().double().centroids)
+
+
+def test_weighted_loss_leaves_memory_unchanged(weighted_batch):
+    x, targets, raw = weighted_batch
+    memory = weighted_memory().double()
+    before = memory.centroids.clone()
+    f = x.clone().requires_grad_(True)
+    (memory.loss(f, targets, weights=raw) + memory.separation_loss(f, targets)).backward()
+    assert torch.equal(memory.centroids, before) and memory.centroids.grad is None
+
+
+def test_weighted_errors(weighted_batch):
+    x, targets, raw = weighted_batch
+    with pytest.raises(ValueError, match="update must be 'average', 'hardest' or 'weighted', got 'mean'"):
+        weighted_memory(update="mean")
+    with pytest.raises(ValueError, match=r"centroids must be a non-empty \(S, K, D\) array .*got shape \(5, 8\)"):
+        WeightedMemory(unit(5, 8))
+    with pytest.raises(ValueError, match=r"features must be \(N, S, D\)"):
+        WeightedMemory.from_labels(unit(5, 8), np.zeros(5, dtype=int))
+    memory = weighted_memory().double()
+    with pytest.raises(ValueError, match=r"features must be \(B, 3, 8\) \(streams: global then parts\)"):
+        memory.loss(x[:, :2], targets)
+    with pytest.raises(ValueError, match=r"features must be \(B, 3, 8\)"):
+        memory.update(x[:, 0], targets, weights=raw)
+    with pytest.raises(ValueError, match=r"targets must be in \[0, 5\)"):
+        memory.separation_loss(x, targets + 2)
+    with pytest.raises(ValueError, match=r"weights must be \(B, S\) = \(8, 3\) like features, got shape \(8, 2\)"):
+        memory.loss(x, targets, weights=raw[:, :2])
+    with pytest.raises(ValueError, match="weights must be finite and >= 0"):
+        memory.update(x, targets, weights=raw - 1)
+
+
+def test_weighted_state_dict_round_trip(weighted_batch):
+    x, targets, raw = weighted_batch
+    memory = weighted_memory().double()
+    memory.update(x, targets, weights=raw)
+    copy = weighted_memory().double()
+    copy.load_state_dict(memory.state_dict())
+    assert set(memory.state_dict()) == {"centroids"} and torch.equal(copy.centroids, memory.centroids)
+    assert "update='weighted'" in repr(memory)

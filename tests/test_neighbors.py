@@ -1,9 +1,11 @@
 """Exact kNN by inner product: parity with brute-force NumPy, self at rank 0, inputs, errors."""
 
+import faiss
 import numpy as np
 import pytest
 import torch
 
+from reidlab import neighbors
 from reidlab.neighbors import faiss_gpu_available, knn_search
 
 
@@ -50,3 +52,63 @@ def test_torch_input_and_errors():
     if not faiss_gpu_available():
         with pytest.raises(RuntimeError, match="use_gpu=True but faiss has no GPU support"):
             knn_search(x, 4, use_gpu=True)
+
+
+class FakeGpuFaiss:
+    """faiss with ``num_gpus`` pretend GPUs: its GPU indexes are real CPU ``IndexFlatIP``s, and every
+    constructor the search goes through is recorded in ``calls``."""
+
+    METRIC_INNER_PRODUCT = faiss.METRIC_INNER_PRODUCT
+
+    def __init__(self, num_gpus):
+        self.num_gpus = num_gpus
+        self.calls = []
+
+    def get_num_gpus(self):
+        return self.num_gpus
+
+    def knn(self, *args, **kwargs):
+        self.calls.append("knn")
+        return faiss.knn(*args, **kwargs)
+
+    def IndexFlatIP(self, dim):  # noqa: N802 (faiss's name)
+        self.calls.append("IndexFlatIP")
+        return faiss.IndexFlatIP(dim)
+
+    def StandardGpuResources(self):  # noqa: N802
+        self.calls.append("StandardGpuResources")
+        return object()
+
+    def GpuIndexFlatIP(self, resources, dim):  # noqa: N802
+        self.calls.append("GpuIndexFlatIP")
+        return faiss.IndexFlatIP(dim)
+
+    class GpuMultipleClonerOptions:
+        shard = False
+
+    def index_cpu_to_all_gpus(self, index, co=None, ngpu=-1):
+        self.calls.append(f"index_cpu_to_all_gpus(shard={co.shard})")
+        return index
+
+
+@pytest.mark.parametrize(
+    "num_gpus, expected_calls",
+    [
+        (0, ["knn"]),
+        (1, ["StandardGpuResources", "GpuIndexFlatIP"]),
+        (4, ["IndexFlatIP", "index_cpu_to_all_gpus(shard=True)"]),
+    ],
+)
+def test_gpu_index_choice_by_number_of_gpus(monkeypatch, num_gpus, expected_calls):
+    fake = FakeGpuFaiss(num_gpus)
+    monkeypatch.setattr(neighbors, "faiss", fake)
+    x = unit_rows(200, 16, seed=3)
+    assert faiss_gpu_available() == (num_gpus > 0)
+    similarities, indices = knn_search(x, 7)
+    assert fake.calls == expected_calls
+    expected = np.argsort(-(x @ x.T), axis=1, kind="stable")[:, :7]
+    np.testing.assert_array_equal(indices, expected)
+    # use_gpu=False stays on the CPU whatever is visible.
+    fake.calls.clear()
+    knn_search(x, 7, use_gpu=False)
+    assert fake.calls == ["knn"]

@@ -1,20 +1,38 @@
-"""Every notebook executed by papermill at tiny scale, with its recorded metrics checked."""
+"""Every notebook executed by papermill at tiny scale, once per session: its recorded metrics are checked
+by value (below) and against its baseline in tests/baselines/ (tests/regression.py)."""
 
 import pytest
 
+from regression import RERECORD_HINT, check, notebooks, orphan_baselines, run_tiny
 from reidlab.engine import preset
-from reidlab.notebook import NOTEBOOK_DIR, run_notebook
+from reidlab.notebook import NOTEBOOK_DIR
 
 
-def run_tiny(name, root, tmp_path, **parameters):
-    return run_notebook(NOTEBOOK_DIR / name, tmp_path / name,
-                        {"scale": "tiny", "data_root": str(root), **parameters}, progress=False)
+@pytest.fixture(scope="session")
+def tiny_run(tiny_synthmarket_root, tmp_path_factory):
+    """``tiny_run(stem)``: the notebook's tiny-scale run, executed on first use and shared by its tests.
+
+    A notebook that fails to execute fails each test that asks for it, without running again.
+    """
+    out_dir = tmp_path_factory.mktemp("notebooks")
+    runs = {}
+
+    def run(stem):
+        if stem not in runs:
+            try:
+                runs[stem] = run_tiny(NOTEBOOK_DIR / f"{stem}.ipynb", out_dir, tiny_synthmarket_root)
+            except Exception as error:  # kept, and raised again by each test of this notebook
+                runs[stem] = error
+        if isinstance(runs[stem], Exception):
+            raise runs[stem]
+        return runs[stem]
+
+    return run
 
 
 @pytest.mark.slow
-def test_notebook_00_data_and_evaluation(tiny_synthmarket, tiny_synthmarket_root, tmp_path):
-    run = run_tiny("00_data_and_evaluation.ipynb", tiny_synthmarket_root, tmp_path)
-    m = run.metrics
+def test_notebook_00_data_and_evaluation(tiny_synthmarket, tiny_run):
+    m = tiny_run("00_data_and_evaluation").metrics
     assert m["dataset"] == "synthmarket"
     assert m["num_train_ids"] == tiny_synthmarket.num_train_pids
     assert m["num_query_images"] == len(tiny_synthmarket.query)
@@ -26,9 +44,8 @@ def test_notebook_00_data_and_evaluation(tiny_synthmarket, tiny_synthmarket_root
 
 
 @pytest.mark.slow
-def test_notebook_01_clustering(tiny_synthmarket, tiny_synthmarket_root, tmp_path):
-    run = run_tiny("01_clustering.ipynb", tiny_synthmarket_root, tmp_path)
-    m = run.metrics
+def test_notebook_01_clustering(tiny_synthmarket, tiny_run):
+    m = tiny_run("01_clustering").metrics
     assert m["num_train_images"] == len(tiny_synthmarket.train)
     assert m["naive_max_abs_diff"] < 1e-5
     assert len(m["closest_pairs"]) == 3
@@ -45,9 +62,8 @@ def test_notebook_01_clustering(tiny_synthmarket, tiny_synthmarket_root, tmp_pat
 
 
 @pytest.mark.slow
-def test_notebook_02_memory_banks(tiny_synthmarket, tiny_synthmarket_root, tmp_path):
-    run = run_tiny("02_memory_banks.ipynb", tiny_synthmarket_root, tmp_path)
-    m = run.metrics
+def test_notebook_02_memory_banks(tiny_synthmarket, tiny_run):
+    m = tiny_run("02_memory_banks").metrics
     n = len(tiny_synthmarket.train)
     assert m["memory_rows"]["spcl"][0] == n and m["memory_rows"]["cluster_contrast"][0] == tiny_synthmarket.num_train_pids
     methods = ["spcl", "cluster_contrast", "cluster_contrast_hard"]
@@ -63,9 +79,8 @@ def test_notebook_02_memory_banks(tiny_synthmarket, tiny_synthmarket_root, tmp_p
 
 
 @pytest.mark.slow
-def test_notebook_03_hard_mining(tiny_synthmarket, tiny_synthmarket_root, tmp_path):
-    run = run_tiny("03_hard_mining.ipynb", tiny_synthmarket_root, tmp_path, mus="0,0.5,1")
-    m = run.metrics
+def test_notebook_03_hard_mining(tiny_run):
+    m = tiny_run("03_hard_mining").metrics  # tiny parameters: mus="0,0.5,1" (regression.NOTEBOOK_PARAMETERS)
     assert m["toy_mu"] == 0.5 and m["toy_pull_cls_norm"] > 0 and m["toy_pull_ins_norm"] > 0
     slots = preset("hhcl", scale="tiny").num_instances
     assert m["memory_rows"] == m["n_clusters"] * (slots + 1)  # P slots per cluster + the centroids
@@ -73,3 +88,16 @@ def test_notebook_03_hard_mining(tiny_synthmarket, tiny_synthmarket_root, tmp_pa
     assert m["best_mu"] in (0.0, 0.5, 1.0)
     for row in m["mu_sweep"].values():
         assert 0 <= row["mAP"] <= 1 and row["n_clusters"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", notebooks(), ids=lambda path: path.stem)
+def test_notebook_matches_baseline(notebook, tiny_run):
+    report = check(notebook, tiny_run(notebook.stem).metrics)
+    if report:
+        pytest.fail(report, pytrace=False)
+
+
+def test_every_baseline_has_a_notebook():
+    orphans = [path.name for path in orphan_baselines()]
+    assert not orphans, f"baselines without a notebook: {orphans}; {RERECORD_HINT}"

@@ -1,5 +1,7 @@
-"""Pseudo-labels: k-reciprocal Jaccard distance, DBSCAN, SpCL's self-paced reliability, quality scores."""
+"""Pseudo-labels: k-reciprocal Jaccard distance, DBSCAN, SpCL's self-paced reliability, quality scores,
+and the kNN agreement of part and global features (SCWM Eq. 7)."""
 
+from reidlab.cluster.agreement import global_agreement, knn_agreement
 from reidlab.cluster.dbscan import (
     DBSCANPseudoLabeler,
     EmptyClusteringError,
@@ -19,7 +21,9 @@ __all__ = [
     "cluster_centroids",
     "cluster_quality",
     "dbscan_labels",
+    "global_agreement",
     "jaccard_distance",
+    "knn_agreement",
     "one_minus_iou",
     "outliers_as_classes",
 ]

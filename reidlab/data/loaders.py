@@ -138,6 +138,8 @@ def build_train_loader(
     seed: int | None = None,
     cache: bool | dict[int, Image.Image] = False,
     erasing_p: float = 0.5,
+    flip_p: float = 0.5,
+    padding: int = 10,
     pin_memory: bool = False,
 ) -> IterLoader:
     """P x K training batches with the train augmentations, ``iters`` batches per epoch.
@@ -160,6 +162,9 @@ def build_train_loader(
             bit-identical runs.
         cache: Keep decoded images in memory: ``True`` or a shared dict (see :class:`ImageDataset`).
         erasing_p: probability of random erasing (SPEC section 5: 0.5).
+        flip_p: horizontal flip probability (SPEC section 5: 0.5).
+        padding: padding before the random crop (SPEC section 5: 10). SCWM's trainer sets ``flip_p`` and
+            ``padding`` to 0 and applies both itself, to the images and their pseudo parsing masks together.
         pin_memory: Passed to the DataLoader (useful when batches go to a GPU).
 
     Returns:
@@ -170,7 +175,7 @@ def build_train_loader(
             f"batch_size must be a multiple of num_instances, got batch_size={batch_size}, "
             f"num_instances={num_instances}"
         )
-    transform = build_transforms(height, width, train=True, erasing_p=erasing_p)
+    transform = build_transforms(height, width, train=True, erasing_p=erasing_p, flip_p=flip_p, padding=padding)
     dataset = ImageDataset(records, transform, labels=labels, cache=cache)
     sampler = PKSampler(dataset.labels, [r.camid for r in dataset.records], num_instances, seed=seed)
     generator = None if seed is None else torch.Generator().manual_seed(seed)

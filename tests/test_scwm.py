@@ -1,0 +1,167 @@
+import numpy as np
+import pytest
+import torch
+
+from reidlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from reidlab.engine import Trainer, make_trainer, preset
+from reidlab.memory import WeightedMemory
+from reidlab.models import build_model
+from reidlab.parts import PartReIDModel
+from reidlab.scwm import PartTrainer, flip_pad_crop
+from reidlab.utils import seed_everything
+
+
+def part_model(config, seed=0):
+    seed_everything(seed)
+    model = build_model("labnet", pretrained=False)
+    return PartReIDModel.from_model(model, num_parts=config.num_parts, part_source=config.part_source)
+
+
+@pytest.mark.parametrize("method", ["scwm", "pplr_stripes"])
+def test_each_part_method_trains_at_tiny_scale(method, tiny_synthmarket, tmp_path):
+    config = preset(method, scale="tiny")
+    trainer = make_trainer(part_model(config), tiny_synthmarket, config, run_dir=tmp_path, progress=False)
+    assert isinstance(trainer, PartTrainer)
+    history = trainer.fit()
+    assert [e["epoch"] for e in history] == list(range(config.epochs))
+    memory = trainer.memory
+    assert isinstance(memory, WeightedMemory) and memory.num_streams == 1 + config.num_parts
+    assert memory.num_rows == history[-1]["n_clusters"]
+    norms = memory.centroids.norm(dim=-1)
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-4)
+    for entry in history:
+        # The recorded terms are exactly the configured ones and add up to the loss.
+        terms = {k[len("loss_"):]: v for k, v in entry.items() if k.startswith("loss_")}
+        assert set(terms) == set(config.losses)
+        assert sum(terms.values()) == pytest.approx(entry["loss"], rel=1e-5)
+        assert 0 <= entry["mean_alpha"] <= 1 and 0 <= entry["mAP"] <= 1
+        if method == "scwm":  # SynthMarket has ground-truth masks
+            assert 0 <= entry["pseudo_miou"] <= 1 and 0 <= entry["predicted_miou"] <= 1
+        else:
+            assert "pseudo_miou" not in entry
+    # The classifier's Adam group is dropped after each epoch, so checkpoints hold the model's groups only.
+    assert len(trainer.optimizer.param_groups) == 1
+
+
+def test_scwm_resume_restores_the_smoothed_masks(tiny_synthmarket, tmp_path):
+    config = preset("scwm", scale="tiny", epochs=2, gamma_epochs=3, eval_step=2)
+    full = make_trainer(part_model(config), tiny_synthmarket, config, run_dir=tmp_path / "full", progress=False)
+    full_history = full.fit()
+
+    class Interrupt(Exception):
+        pass
+
+    def stop(entry):
+        if entry["epoch"] == 0:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        make_trainer(part_model(config), tiny_synthmarket, config, run_dir=tmp_path / "cut", progress=False,
+                     callbacks=[stop]).fit()
+    resumed = make_trainer(part_model(config, seed=5), tiny_synthmarket, config, run_dir=tmp_path / "cut",
+                           progress=False)
+    history = resumed.fit(resume=True)
+    for a, b in zip(full_history, history):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a.get("mAP") == pytest.approx(b.get("mAP"), abs=1e-6)
+    assert torch.allclose(full.smoother.masks, resumed.smoother.masks, atol=1e-6)
+
+
+def test_the_trainers_refuse_the_wrong_method_or_model(tiny_synthmarket):
+    config = preset("scwm", scale="tiny")
+    with pytest.raises(ValueError, match="make_trainer"):
+        Trainer(part_model(config), tiny_synthmarket, config, progress=False)
+    with pytest.raises(ValueError, match="PartReIDModel"):
+        make_trainer(build_model("labnet", pretrained=False), tiny_synthmarket, config, progress=False)
+    stripes = preset("pplr_stripes", scale="tiny")
+    with pytest.raises(ValueError, match="3 stripes parts but the config asks for 4 parsing"):
+        make_trainer(part_model(stripes), tiny_synthmarket, config, progress=False)
+    with pytest.raises(ValueError, match="make_trainer"):
+        PartTrainer(build_model("labnet", pretrained=False), tiny_synthmarket, preset("hhcl", scale="tiny"))
+
+
+def test_part_config_errors():
+    with pytest.raises(ValueError, match="losses must be names from"):
+        preset("scwm", scale="tiny", losses=("wnce", "center"))
+    with pytest.raises(ValueError, match="need part_source='parsing'"):
+        preset("pplr_stripes", scale="tiny", losses=("id", "parsing"))
+    with pytest.raises(ValueError, match="memory_update must be one of"):
+        preset("scwm", scale="tiny", memory_update="mean")
+    assert preset("scwm", scale="tiny", losses=["id", "wnce"]).losses == ("id", "wnce")  # from JSON
+
+
+def test_full_scale_presets_follow_the_papers():
+    market, msmt = preset("scwm", dataset="market1501"), preset("scwm", dataset="msmt17")
+    assert (market.num_parts, market.eps, msmt.num_parts, msmt.eps) == (4, 0.5, 7, 0.7)  # SCWM 4.2
+    assert (market.height, market.width, market.epochs, market.iters, market.momentum, market.beta) == (
+        384, 128, 60, 400, 0.2, 0.35)
+    pplr = preset("pplr_stripes", dataset="market1501")
+    assert (pplr.part_source, pplr.num_parts, pplr.losses, pplr.beta, pplr.aals_start_epoch) == (
+        "stripes", 3, ("id", "triplet"), 0.5, 5)
+    with pytest.raises(ValueError, match="full-scale presets exist for"):
+        preset("scwm", dataset="dukemtmcreid")
+
+
+def naive_flip_pad_crop(image, mask, flip, top, left, padding):
+    """One image (3, H, W) and its hard mask (H, W) through flip, pad and crop, pixel by pixel."""
+    _, height, width = image.shape
+    black = -torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)
+    out = torch.empty_like(image)
+    out_mask = torch.empty_like(mask)
+    for y in range(height):
+        for x in range(width):
+            sy, sx = y + top - padding, x + left - padding  # position in the unpadded image
+            if 0 <= sy < height and 0 <= sx < width:
+                sx = width - 1 - sx if flip else sx
+                out[:, y, x], out_mask[y, x] = image[:, sy, sx], mask[sy, sx]
+            else:
+                out[:, y, x], out_mask[y, x] = black, -1  # padding: background
+    return out, out_mask
+
+
+def test_flip_pad_crop_moves_images_and_masks_together():
+    torch.manual_seed(0)
+    batch, parts, height, width, stride, padding = 4, 3, 16, 8, 4, 3
+    images = torch.randn(batch, 3, height, width)
+    hard = torch.randint(0, parts, (batch, height // stride, width // stride))
+    soft = torch.nn.functional.one_hot(hard, parts).permute(0, 3, 1, 2).float()
+    generator = torch.Generator().manual_seed(7)
+    out, out_masks = flip_pad_crop(images, soft, flip_p=0.5, padding=padding, generator=generator)
+    # Replay the same random draws to know what each sample got.
+    replay = torch.Generator().manual_seed(7)
+    flip = torch.rand(batch, generator=replay) < 0.5
+    top = torch.randint(0, 2 * padding + 1, (batch,), generator=replay)
+    left = torch.randint(0, 2 * padding + 1, (batch,), generator=replay)
+    assert flip.any() and not flip.all()
+    for b in range(batch):
+        pixel_mask = hard[b].repeat_interleave(stride, 0).repeat_interleave(stride, 1)
+        expected, expected_mask = naive_flip_pad_crop(images[b], pixel_mask, flip[b], top[b], left[b], padding)
+        assert torch.allclose(out[b], expected)
+        onehot = torch.zeros(parts, height, width)
+        for k in range(parts):
+            onehot[k] = (expected_mask == k).float()
+        onehot[-1] += (expected_mask == -1).float()  # padding counts as background (the last part)
+        pooled = torch.nn.functional.avg_pool2d(onehot[None], stride)[0]
+        assert torch.allclose(out_masks[b], pooled, atol=1e-6)
+    assert torch.allclose(out_masks.sum(1), torch.ones(batch, height // stride, width // stride))
+    # Without masks only the images come back.
+    images_only, none = flip_pad_crop(images, None, padding=padding, generator=torch.Generator().manual_seed(7))
+    assert none is None and torch.allclose(images_only, out)
+
+
+def test_extracted_part_features_match_the_model(tiny_synthmarket):
+    from reidlab.data.loaders import build_test_loader
+    from reidlab.scwm import extract_part_features
+
+    config = preset("scwm", scale="tiny")
+    model = part_model(config).eval()
+    records = tiny_synthmarket.train[:20]
+    feats = extract_part_features(model, records, height=128, width=64, parse=True, num_parts=4, batch_size=8,
+                                  progress=False)
+    images = next(iter(build_test_loader(records, height=128, width=64, batch_size=20)))[0]
+    with torch.no_grad():
+        out = model.forward_parts(images)
+    assert torch.allclose(feats.global_, out.global_, atol=1e-5)
+    assert torch.allclose(feats.parts, out.parts, atol=1e-5)
+    assert feats.pseudo_masks.shape == (20, 16, 8) and int(feats.pseudo_masks.max()) < 4
+    assert np.array_equal(feats.predicted_masks.numpy(), out.part_logits.argmax(1).numpy())
