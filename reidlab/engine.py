@@ -122,7 +122,9 @@ class TrainConfig:
     agreement_k: int = 20  # kNN size of Eq. 7 (PPLR's cross-agreement k)
     memory_update: str = "weighted"  # SCWM Table 3: "average", "hardest" or "weighted" (Eq. 9)
     losses: tuple[str, ...] = SCWM_LOSSES  # terms of Eq. 16 (SCWM Table 1's rows); PPLR_LOSSES for the baseline
-    aals_start_epoch: int = 0  # PPLR --aals-epoch 5: before it parts use label smoothing 0.1 (alpha = 0.9)
+    # PPLR --aals-epoch 5: before it parts use label smoothing 0.1 (alpha = 0.9). SCWM names no such epoch:
+    # reidlab's reading is 0 (Eq. 13 from the start); the pplr_stripes full preset uses PPLR's 5.
+    aals_start_epoch: int = 0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -174,8 +176,11 @@ def preset(method: str, *, scale: str = "full", dataset: str = "market1501", **o
         if dataset == "msmt17" and family == "cluster_contrast":
             config = replace(config, iters=400)  # SPEC 4.2
         if family == "scwm":  # SCWM 4.2; batch 64 = 16 x 4 as PPLR's script, which SCWM builds on
+            # eta: the 6 cells measured on LabNet's 16-row maps, scaled to ResNet-50's 24 rows at 384 x 128.
+            # pplr_stripes keeps SCWM's schedule (PPLR's own script: 50 epochs), as SCWM's Table 1 baseline.
             config = replace(config, pooling="avg", height=384, width=128, epochs=60, iters=400, momentum=0.2,
-                             batch_size=64, num_instances=4, eval_step=5, num_parts=SCWM_NUM_PARTS[dataset])
+                             batch_size=64, num_instances=4, eval_step=5, num_parts=SCWM_NUM_PARTS[dataset],
+                             eta=9.0)
     elif scale in ("lab", "tiny"):
         config = TrainConfig(
             method=method,
@@ -196,7 +201,7 @@ def preset(method: str, *, scale: str = "full", dataset: str = "market1501", **o
             eval_step=2 if scale == "lab" else 1,
             k1=30 if scale == "lab" else 10,
             k2=6 if scale == "lab" else 3,
-            gamma_epochs=4 if scale == "lab" else 1,  # SCWM's 20 of 60 epochs, scaled to the schedule
+            gamma_epochs=3 if scale == "lab" else 1,  # SCWM's 20 of 60 epochs (a third), scaled to 8 epochs
             agreement_k=20 if scale == "lab" else 5,
         )
     else:

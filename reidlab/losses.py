@@ -160,7 +160,8 @@ def soft_triplet_loss(features: Tensor, targets: Tensor) -> Tensor:
     as in the reference, so the zero self-distance has a finite gradient. Mean over the batch.
 
     Args:
-        features: (B, D) embeddings (PPLR feeds the global BNNeck feature).
+        features: (B, D) embeddings (PPLR feeds the global BN feature before L2 normalisation; the
+            distances of unit-norm rows lie in [0, 2]).
         targets: (B,) labels.
 
     Returns:

@@ -169,12 +169,15 @@ class PartOutput(NamedTuple):
         parts: unit-norm part embeddings ``(B, l, C)``, one BN neck per part.
         part_logits: part-head logits ``(B, l, h, w)``, or None for stripes.
         fmap: backbone feature map ``(B, C, h, w)``.
+        global_bn: the global BN-neck output before L2 normalisation ``(B, C)`` (what PPLR's soft
+            triplet loss sees).
     """
 
     global_: Tensor
     parts: Tensor
     part_logits: Tensor | None
     fmap: Tensor
+    global_bn: Tensor
 
 
 class PartReIDModel(ReIDModel):
@@ -231,7 +234,8 @@ class PartReIDModel(ReIDModel):
         fmap = self.forward_features(images)
         pooled, logits = self.part_features(fmap)
         parts = torch.stack([neck(pooled[:, k]) for k, neck in enumerate(self.part_necks)], dim=1)
-        return PartOutput(self.forward_head(fmap), parts, logits, fmap)
+        global_bn = self.neck.bn(self.pool(fmap))  # forward_head's steps, keeping the BN output
+        return PartOutput(F.normalize(global_bn, dim=1), parts, logits, fmap, global_bn)
 
     @classmethod
     def from_model(

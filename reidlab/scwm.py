@@ -1,7 +1,7 @@
 """The part-based training loop: SCWM (SPEC 4.4) and its PPLR stripe baseline.
 
-One epoch of SCWM (Sun et al., "Unsupervised person re-ID with spatial cascaded clustering and weighted
-memory", section 3.1 and Figure 2), as :class:`PartTrainer` runs it:
+One epoch of SCWM (Hong et al., "Spatial Cascaded Clustering and Weighted Memory for Unsupervised Person
+Re-identification", section 3.1 and Figure 2), as :class:`PartTrainer` runs it:
 
 Clustering stage (backbone frozen, eval mode):
   1. Every training image gives its feature map F, global feature f^g = GAP(F) and part features
@@ -19,7 +19,14 @@ Training stage: ``iters`` P x K batches; the loss is the sum of the terms named 
 ``diversity`` (Eq. 5), ``wnce`` (Eq. 10), ``sep`` (Eq. 11), ``id`` (Eq. 13-15) and, for the PPLR baseline,
 ``triplet``. After each optimiser step the memory is updated (Eq. 9) with the ``memory_update``
 strategy. Flips and pad-and-crop shifts are applied here to the images *and* their pseudo masks
-together, so masks stay aligned with what the network sees.
+together, so masks stay aligned with what the network sees; random erasing stays in the loader, so it
+comes before the flip and crop here (after them in SPEC 5's order; the erased box may be shifted or
+partly cropped).
+
+reidlab's choices where PPLR's code differs: the identity classifiers are cosine classifiers rebuilt
+(with fresh Adam moments) every epoch (:class:`reidlab.losses.IdentityClassifier`; PPLR overwrites the
+rows of one linear classifier and keeps its Adam state). The soft triplet loss of the baseline sees the
+global BN feature before normalisation, as PPLR's ``SoftTripletLoss`` does (``PartOutput.global_bn``).
 
 Taught in ``notebooks/04_part_parsing.ipynb`` and ``notebooks/05_weighted_memory.ipynb``.
 """
@@ -209,7 +216,7 @@ class PartTrainer(Trainer):
         self.classifier: IdentityClassifier | None = None
         has_masks = all(r.mask_path is not None for r in self.dataset.train)
         self.gt_masks = (
-            load_part_masks(self.dataset.train, size=(self.config.height, self.config.width))
+            load_part_masks(self.dataset.train, size=(self.config.height, self.config.width)).to(torch.uint8)
             if self.parse and has_masks else None
         )
 
@@ -266,7 +273,7 @@ class PartTrainer(Trainer):
             terms["id"] = (part_guided_refinement_loss(logits[:, 0], logits[:, 1:], targets, alpha, beta=cfg.beta)
                            + torch.stack(part_terms).mean())
         if "triplet" in cfg.losses:
-            terms["triplet"] = soft_triplet_loss(out.global_.float(), targets)
+            terms["triplet"] = soft_triplet_loss(out.global_bn.float(), targets)  # PPLR: before normalisation
         return terms
 
     def train_epoch(self, epoch: int, labels: np.ndarray) -> float:
@@ -293,11 +300,12 @@ class PartTrainer(Trainer):
         bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not self.progress)
         try:
             for images, targets, _, indexes in bar:
-                masks = self.smoother(indexes) if self.parse else None
-                images, masks = flip_pad_crop(images, masks, generator=generator)
+                masks = self.smoother(indexes).to(self.device) if self.parse else None
                 images = images.to(self.device, non_blocking=True)
                 targets = targets.to(self.device)
-                masks = masks.to(self.device) if masks is not None else None
+                # On the device: the padded (B, l, H + 20, W + 20) masks are large at 384 x 128. The random
+                # draws come from the CPU generator either way.
+                images, masks = flip_pad_crop(images, masks, generator=generator)
                 raw = WeightedMemory.raw_weights(self.alpha_[indexes])
                 weights = self.memory.class_weights(raw.to(self.device), targets)
                 with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=use_amp):

@@ -95,6 +95,11 @@ def test_full_scale_presets_follow_the_papers():
     assert (market.num_parts, market.eps, msmt.num_parts, msmt.eps) == (4, 0.5, 7, 0.7)  # SCWM 4.2
     assert (market.height, market.width, market.epochs, market.iters, market.momentum, market.beta) == (
         384, 128, 60, 400, 0.2, 0.35)
+    # SCWM 4.2: gamma 0.2 -> 0 after 20 epochs, tau 0.05, Adam 3.5e-4 / 5e-4, x0.1 every 20 epochs, GAP.
+    assert (market.gamma, market.gamma_epochs, market.temperature, market.lr, market.weight_decay,
+            market.step_size, market.pooling) == (0.2, 20, 0.05, 3.5e-4, 5e-4, 20, "avg")
+    assert (market.part_source, market.memory_update, market.losses) == (
+        "parsing", "weighted", ("parsing", "diversity", "wnce", "sep", "id"))  # Eq. 16, Table 3's weighted update
     pplr = preset("pplr_stripes", dataset="market1501")
     assert (pplr.part_source, pplr.num_parts, pplr.losses, pplr.beta, pplr.aals_start_epoch) == (
         "stripes", 3, ("id", "triplet"), 0.5, 5)
@@ -165,3 +170,52 @@ def test_extracted_part_features_match_the_model(tiny_synthmarket):
     assert torch.allclose(feats.parts, out.parts, atol=1e-5)
     assert feats.pseudo_masks.shape == (20, 16, 8) and int(feats.pseudo_masks.max()) < 4
     assert np.array_equal(feats.predicted_masks.numpy(), out.part_logits.argmax(1).numpy())
+
+
+def test_loss_terms_follow_eq_13_to_15_and_the_aals_switch(tiny_synthmarket):
+    import torch.nn.functional as F
+
+    from reidlab.losses import agreement_label_smoothing_loss, part_guided_refinement_loss
+
+    config = preset("scwm", scale="tiny", aals_start_epoch=1)
+    trainer = make_trainer(part_model(config), tiny_synthmarket, config, progress=False)
+    features = trainer._features()
+    labels = trainer.build_memory(features, trainer.pseudo_label(features), 0)
+    indexes = torch.from_numpy(np.flatnonzero(labels >= 0)[:12])
+    targets = torch.from_numpy(labels[indexes.numpy()]).long()
+    images = torch.randn(len(indexes), 3, config.height, config.width, generator=torch.Generator().manual_seed(0))
+    out = trainer.model.train().forward_parts(images)
+    masks = trainer.smoother(indexes)
+    weights = trainer.memory.class_weights(WeightedMemory.raw_weights(trainer.alpha_[indexes]), targets)
+    logits = trainer.classifier(torch.cat([out.global_[:, None], out.parts], dim=1))
+    alpha = trainer.alpha_[indexes]
+    refinement = part_guided_refinement_loss(logits[:, 0], logits[:, 1:], targets, alpha, beta=config.beta)
+    # Before aals_start_epoch the parts use PPLR's CrossEntropyLabelSmooth (epsilon 0.1), then AALS (Eq. 13).
+    smoothed = sum(F.cross_entropy(logits[:, 1 + k], targets, label_smoothing=0.1) for k in range(4)) / 4
+    aals = sum(agreement_label_smoothing_loss(logits[:, 1 + k], targets, alpha[:, k]) for k in range(4)) / 4
+    for epoch, part_term in ((0, smoothed), (1, aals)):
+        terms = trainer._loss_terms(out, targets, indexes, masks, weights, epoch)
+        assert set(terms) == set(config.losses)
+        torch.testing.assert_close(terms["id"], refinement + part_term)
+    assert not torch.allclose(smoothed, aals)  # the switch is visible
+    streams = torch.cat([out.global_[:, None], out.parts], dim=1)
+    torch.testing.assert_close(terms["wnce"], trainer.memory.loss(streams, targets, weights=weights))
+    torch.testing.assert_close(terms["sep"], trainer.memory.separation_loss(streams, targets))
+
+
+def test_memory_is_updated_after_each_optimiser_step_without_gradient(tiny_synthmarket, monkeypatch):
+    config = preset("scwm", scale="tiny", epochs=1)
+    trainer = make_trainer(part_model(config), tiny_synthmarket, config, progress=False)
+    first = next(p for p in trainer.model.parameters() if p.requires_grad)
+    calls = []
+    original = WeightedMemory.update
+
+    def spy(self, features, targets, **kwargs):
+        calls.append((int(trainer.optimizer.state[first]["step"]), features.requires_grad, kwargs["weights"]))
+        return original(self, features, targets, **kwargs)
+
+    monkeypatch.setattr(WeightedMemory, "update", spy)
+    trainer.fit()
+    assert [step for step, _, _ in calls] == list(range(1, config.iters + 1))  # Adam has stepped each time
+    assert not any(grad for _, grad, _ in calls)
+    assert all(w is not None for _, _, w in calls)  # "weighted" gets the Eq. 8 weights
