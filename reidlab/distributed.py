@@ -256,7 +256,7 @@ def sync_buffers(module: nn.Module, src: int = 0) -> None:
         buffer.copy_(local)
 
 
-def data_parallel(model: nn.Module, world: World) -> nn.Module:
+def data_parallel(model: nn.Module, world: World, *, find_unused_parameters: bool = False) -> nn.Module:
     """``model`` wrapped in DistributedDataParallel on ``world.device``; ``model`` itself in one process.
 
     The wrapper shares ``model``'s parameters: train through it, and extract, evaluate and save with
@@ -264,9 +264,18 @@ def data_parallel(model: nn.Module, world: World) -> nn.Module:
     averaged over the ranks, so with a loss that is a mean over the local batch every rank steps with
     the gradient of the mean over the global batch, as one process with the whole batch would.
     BatchNorm normalises with the local batch statistics, as each GPU of ``nn.DataParallel`` did.
+
+    Args:
+        model: the module to train.
+        world: this process's :class:`World`.
+        find_unused_parameters: set it when the loss leaves some trainable parameters without a gradient
+            (e.g. SCWM with only some of its loss terms, :class:`reidlab.scwm.PartTrainer`). DDP then
+            waits for no gradient of theirs and leaves their ``.grad`` as it is (``None``), as one
+            process would; without it such a run stops with an error at its second step.
     """
     if not world.is_distributed:
         return model
     device_ids = [world.device.index] if world.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids,
+                                               find_unused_parameters=find_unused_parameters)
 

@@ -283,11 +283,6 @@ class Trainer:
             )
         self.device = resolve_device(self.device)
         self.world = current_world(self.device)  # one process, or this rank under torchrun (reidlab.distributed)
-        if self.world.is_distributed and self.part_based:
-            raise NotImplementedError(
-                f"{type(self).__name__} ({self.config.method!r}) trains in one process only: run "
-                "python -m reidlab.train without torchrun"
-            )
         if self.config.batch_size % (self.world.world_size * self.config.num_instances):
             raise ValueError(
                 f"batch_size ({self.config.batch_size}) must split into {self.world.world_size} processes x P "
@@ -303,7 +298,7 @@ class Trainer:
         self.model.to(self.device)
         # Training forwards go through train_model (DistributedDataParallel under torchrun, else the model
         # itself); extraction, evaluation and checkpoints use the plain model.
-        self.train_model = data_parallel(self.model, self.world)
+        self.train_model = data_parallel(self.model, self.world, find_unused_parameters=self.leaves_parameters_unused())
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, self.config.step_size, gamma=0.1)
@@ -457,6 +452,10 @@ class Trainer:
         """Extra entries for the epoch's history record (subclasses add theirs)."""
         return {}
 
+    def leaves_parameters_unused(self) -> bool:
+        """Whether the loss leaves some trainable parameter without a gradient (DDP must then be told)."""
+        return False
+
     # ----------------------------------------------------------------------------- checkpoints
     def extra_state(self) -> dict[str, Any]:
         """State beyond model, optimiser and memory that a resumed run needs (subclasses add theirs)."""
@@ -520,20 +519,27 @@ class Trainer:
         return state["epoch"] + 1
 
 
-def build_start_model(config: TrainConfig, *, scale: str, seed: int = 0, device: str | torch.device | None = None,
-                      progress: bool = True) -> torch.nn.Module:
+def build_start_model(config: TrainConfig, *, scale: str, seed: int = 0, init: str = "pretrained",
+                      device: str | torch.device | None = None, progress: bool = True) -> torch.nn.Module:
     """The model a run of ``config`` starts from (SPEC section 5 and README "Where training starts").
 
     At ``full`` scale: ``config.backbone`` with ImageNet weights when they are in the local torch cache
     (:func:`reidlab.models.build_model`). At ``lab`` and ``tiny`` scale: LabNet pretrained with labels on
     a different SynthMarket (:func:`reidlab.supervised.source_pretrained_model`), reidlab's stand-in for
     ImageNet weights. The part-based methods add a part head and part necks initialised from ``seed``
-    (the same whether or not the start model was already cached).
+    (the same whether or not the start model was already cached). ``init="random"`` starts every weight
+    from random values instead (tests and smoke runs).
     """
     from reidlab.models import build_model
     from reidlab.supervised import source_pretrained_model
 
-    if scale == "full":
+    if init not in ("pretrained", "random"):
+        raise ValueError(f"init must be 'pretrained' or 'random', got {init!r}")
+    if init == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = build_model(config.backbone, pooling=config.pooling, pretrained=False)
+    elif scale == "full":
         model = build_model(config.backbone, pooling=config.pooling, pretrained=True)
     else:
         pretrained = source_pretrained_model(config.backbone, scale=scale, device=device, progress=progress)

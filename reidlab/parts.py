@@ -183,10 +183,11 @@ class PartOutput(NamedTuple):
 class PartReIDModel(ReIDModel):
     """A :class:`reidlab.models.ReIDModel` that also gives part embeddings (SCWM Eq. 1 or PPLR stripes).
 
-    ``forward`` is unchanged, the global unit-norm embedding, because SCWM and PPLR evaluate with the
-    global feature. :meth:`forward_parts` adds one unit-norm embedding per part, each through its own
-    BN neck: SCWM's parsed parts (``part_source="parsing"``, a :class:`PartHead` and
-    :func:`masked_part_features`) or PPLR's horizontal stripes (``"stripes"``, :func:`stripe_features`).
+    ``forward(images)`` is unchanged, the global unit-norm embedding, because SCWM and PPLR evaluate with
+    the global feature. :meth:`forward_parts` (or ``forward(images, parts=True)``) adds one unit-norm
+    embedding per part, each through its own BN neck: SCWM's parsed parts (``part_source="parsing"``, a
+    :class:`PartHead` and :func:`masked_part_features`) or PPLR's horizontal stripes (``"stripes"``,
+    :func:`stripe_features`).
 
     Args:
         backbone: maps images ``(B, 3, H, W)`` to ``(B, C, h, w)``, with ``out_channels``.
@@ -221,6 +222,14 @@ class PartReIDModel(ReIDModel):
     def num_parts(self) -> int:
         """Number of part embeddings ``l`` (the background included for parsing)."""
         return len(self.part_necks)
+
+    def forward(self, images: Tensor, *, parts: bool = False) -> Tensor | PartOutput:
+        """The global unit-norm embedding ``(B, C)`` of ``images (B, 3, H, W)``; with ``parts``, :meth:`forward_parts`.
+
+        ``parts=True`` is how a training step goes through ``nn.parallel.DistributedDataParallel``, which
+        synchronises the gradients of what its wrapped ``forward`` computes (:class:`reidlab.scwm.PartTrainer`).
+        """
+        return self.forward_parts(images) if parts else super().forward(images)
 
     def part_features(self, fmap: Tensor) -> tuple[Tensor, Tensor | None]:
         """Pooled part features ``(B, l, C)`` (before the necks) and part logits ``(B, l, h, w)`` or None."""

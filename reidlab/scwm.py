@@ -28,6 +28,12 @@ reidlab's choices where PPLR's code differs: the identity classifiers are cosine
 rows of one linear classifier and keeps its Adam state). The soft triplet loss of the baseline sees the
 global BN feature before normalisation, as PPLR's ``SoftTripletLoss`` does (``PartOutput.global_bn``).
 
+Under ``torchrun`` (:mod:`reidlab.distributed`) it runs as the base trainer does: each rank extracts a shard
+of the clustering stage (features, pseudo and predicted masks) and all gather it, so every rank computes
+the same difficulties, smoothed masks and memory; each trains through DistributedDataParallel on its own
+``batch_size / world_size`` images (its own sampler, flips and crops), the identity classifier's gradients
+are averaged over the ranks as DDP averages the model's, and the memory is updated with every rank's batch.
+
 Taught in ``notebooks/04_part_parsing.ipynb`` and ``notebooks/05_weighted_memory.ipynb``.
 """
 
@@ -45,6 +51,7 @@ from tqdm.auto import tqdm
 from reidlab.cluster.agreement import knn_agreement
 from reidlab.data.loaders import build_test_loader, build_train_loader
 from reidlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from reidlab.distributed import all_gather_tensors, gather_shards, is_distributed, rank_seed, shard_bounds
 from reidlab.engine import Trainer
 from reidlab.losses import (
     IdentityClassifier,
@@ -183,6 +190,22 @@ def flip_pad_crop(
     return out, F.adaptive_avg_pool2d(cropped, size)
 
 
+@torch.no_grad()
+def average_gradients(parameters) -> None:
+    """Replace every gradient of ``parameters`` by its mean over the ranks, in place (as DDP does for a model).
+
+    For parameters outside the DistributedDataParallel model, such as the identity classifier that
+    :class:`PartTrainer` rebuilds each epoch: with a loss that is a mean over each rank's batch, every
+    rank then steps with the gradient of the mean over the global batch and the copies stay identical.
+    Parameters without a gradient are skipped (every rank must have the same ones). A no-op in one process.
+    """
+    if not is_distributed():
+        return
+    for param in parameters:
+        if param.grad is not None:
+            param.grad.copy_(all_gather_tensors(param.grad[None]).mean(dim=0))
+
+
 @dataclass
 class PartTrainer(Trainer):
     """:class:`reidlab.engine.Trainer` for the part-based methods ``"scwm"`` and ``"pplr_stripes"``.
@@ -215,20 +238,30 @@ class PartTrainer(Trainer):
         self.loss_terms_: dict[str, float] = {}
         self.classifier: IdentityClassifier | None = None
         has_masks = all(r.mask_path is not None for r in self.dataset.train)
-        self.gt_masks = (
+        self.gt_masks = (  # for the mIoU of epoch_metrics, which only rank 0's history record keeps
             load_part_masks(self.dataset.train, size=(self.config.height, self.config.width)).to(torch.uint8)
-            if self.parse and has_masks else None
+            if self.parse and has_masks and self.world.is_main else None
         )
 
     # ----------------------------------------------------------------------------- clustering stage
     def _features(self) -> torch.Tensor:
+        """Global features ``(N, D)``; keeps all of :class:`PartFeatures` in ``features_``.
+
+        Under torchrun each rank extracts (and parses) its shard of the training set and all gather them.
+        """
         cfg = self.config
-        self.features_ = extract_part_features(
-            self.model, self.dataset.train, height=cfg.height, width=cfg.width, parse=self.parse,
+        n = len(self.dataset.train)
+        start, stop = shard_bounds(n, self.world.rank, self.world.world_size)
+        shard = extract_part_features(
+            self.model, self.dataset.train[start:stop], height=cfg.height, width=cfg.width, parse=self.parse,
             num_parts=cfg.num_parts, foreground_correction=cfg.foreground_correction,
             space_correction=cfg.space_correction, eta=cfg.eta, num_workers=cfg.num_workers,
-            device=self.device, cache=self.image_cache, seed=self.seed, progress=self.progress,
+            device=self.device, cache=self.extraction_cache, seed=self.seed, progress=self.progress,
         )
+        self.features_ = PartFeatures(*(
+            None if part is None else gather_shards(part, n)
+            for part in (shard.global_, shard.parts, shard.pseudo_masks, shard.predicted_masks)
+        ))
         return self.features_.global_
 
     def build_memory(self, features: torch.Tensor, labels: np.ndarray, epoch: int) -> np.ndarray:
@@ -279,13 +312,14 @@ class PartTrainer(Trainer):
     def train_epoch(self, epoch: int, labels: np.ndarray) -> float:
         """``iters`` iterations of Eq. 16's enabled terms, each followed by the memory update (Eq. 9)."""
         cfg = self.config
+        seed = rank_seed(self.seed * 1000 + epoch, self.world.rank)  # rank 0 keeps the single-process seed
         loader = build_train_loader(
             self.dataset.train, labels.tolist(), height=cfg.height, width=cfg.width,
-            batch_size=cfg.batch_size, num_instances=cfg.num_instances, iters=cfg.iters,
-            num_workers=cfg.num_workers, seed=self.seed * 1000 + epoch, cache=self.image_cache,
+            batch_size=cfg.batch_size // self.world.world_size, num_instances=cfg.num_instances, iters=cfg.iters,
+            num_workers=cfg.num_workers, seed=seed, cache=self.image_cache,
             erasing_p=cfg.erasing_p, flip_p=0.0, padding=0,  # flip and crop below, with the masks
         )
-        generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        generator = torch.Generator().manual_seed(seed)
         classifier_group = None
         if self.classifier is not None:  # a fresh group each epoch, at the current learning rate
             group = self.optimizer.param_groups[0]
@@ -293,7 +327,7 @@ class PartTrainer(Trainer):
                                             "weight_decay": group["weight_decay"]})
             classifier_group = self.optimizer.param_groups[-1]
         update_memory = bool({"wnce", "sep"} & set(cfg.losses))
-        self.model.train()
+        self.train_model.train()
         use_amp = self.device.type == "cuda"
         sums: dict[str, float] = {}
         total = 0.0
@@ -306,19 +340,24 @@ class PartTrainer(Trainer):
                 # On the device: the padded (B, l, H + 20, W + 20) masks are large at 384 x 128. The random
                 # draws come from the CPU generator either way.
                 images, masks = flip_pad_crop(images, masks, generator=generator)
-                raw = WeightedMemory.raw_weights(self.alpha_[indexes])
-                weights = self.memory.class_weights(raw.to(self.device), targets)
+                raw = WeightedMemory.raw_weights(self.alpha_[indexes]).to(self.device)
+                weights = self.memory.class_weights(raw, targets)  # Eq. 8 within this rank's batch
                 with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=use_amp):
-                    out = self.model.forward_parts(images)
+                    out = self.train_model(images, parts=True)  # DDP averages the model's gradients
                 terms = self._loss_terms(out, targets, indexes, masks, weights, epoch)
                 loss = torch.stack(list(terms.values())).sum()
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
+                if self.classifier is not None:
+                    average_gradients(self.classifier.parameters())  # ... and here the classifier's
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 if update_memory:  # after the step (STYLE)
+                    # Every rank's batch in rank order, with Eq. 8's weights over all of it: the memories
+                    # stay identical (one process: its own batch and the weights above).
                     streams = torch.cat([out.global_[:, None], out.parts], dim=1).detach().float()
-                    self.memory.update(streams, targets, weights=weights)
+                    streams, targets, raw = (all_gather_tensors(t) for t in (streams, targets, raw))
+                    self.memory.update(streams, targets, weights=self.memory.class_weights(raw, targets))
                 for name, value in terms.items():
                     sums[name] = sums.get(name, 0.0) + value.item()
                 total += loss.item()
@@ -328,8 +367,11 @@ class PartTrainer(Trainer):
                 self.optimizer.param_groups.remove(classifier_group)
                 for param in classifier_group["params"]:
                     self.optimizer.state.pop(param, None)
-        self.loss_terms_ = {f"loss_{name}": value / cfg.iters for name, value in sums.items()}
-        return total / cfg.iters
+        # Means over the iterations and the ranks (every rank computes the same terms).
+        means = torch.tensor([[value / cfg.iters for value in (*sums.values(), total)]], dtype=torch.float64)
+        means = all_gather_tensors(means).mean(dim=0).tolist()
+        self.loss_terms_ = {f"loss_{name}": value for name, value in zip(sums, means)}
+        return means[-1]
 
     # ----------------------------------------------------------------------------- records and state
     def epoch_metrics(self) -> dict[str, Any]:
@@ -341,6 +383,20 @@ class PartTrainer(Trainer):
                 score = parsing_iou(masks.long(), self.gt_masks, num_parts=self.config.num_parts)
                 metrics[f"{name}_miou"] = float(score.miou)
         return metrics
+
+    def leaves_parameters_unused(self) -> bool:
+        """Whether the enabled loss terms leave a module of the model without a gradient (:meth:`_loss_terms`).
+
+        The part necks get gradients from ``wnce``, ``sep`` and ``id``; the part head from those (through
+        the part features) and from ``parsing`` and ``diversity``; the global neck from ``wnce``, ``sep``,
+        ``id`` and ``triplet``. All of them are used in Eq. 16 and in the PPLR baseline, not in every
+        ablation (e.g. ``losses=("parsing", "diversity")``): DistributedDataParallel must then be told.
+        """
+        losses = set(self.config.losses)
+        parts = bool({"wnce", "sep", "id"} & losses)
+        head = parts or bool({"parsing", "diversity"} & losses) or self.config.part_source == "stripes"
+        global_ = bool({"wnce", "sep", "id", "triplet"} & losses)
+        return not (parts and head and global_)
 
     def extra_state(self) -> dict[str, Any]:
         return {"mask_smoother": self.smoother.state_dict()} if self.smoother is not None else {}

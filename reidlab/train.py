@@ -29,7 +29,6 @@ from typing import Any
 
 from reidlab.distributed import World, barrier, cleanup_distributed, init_distributed
 from reidlab.engine import METHODS, TrainConfig, Trainer, build_start_model, make_trainer, preset
-from reidlab.models import build_model
 from reidlab.notebook import SCALES, prepare_dataset
 from reidlab.utils import seed_everything
 
@@ -99,10 +98,8 @@ def _starting_point(args: argparse.Namespace, config: TrainConfig, world: World,
     """The dataset and the model a run starts from."""
     dataset = prepare_dataset(args.dataset, args.data_root, scale=args.scale, progress=progress)
     seed_everything(args.seed)
-    if args.init == "random":
-        model = build_model(config.backbone, pooling=config.pooling, pretrained=False)
-    else:
-        model = build_start_model(config, scale=args.scale, seed=args.seed, device=world.device, progress=progress)
+    model = build_start_model(config, scale=args.scale, seed=args.seed, init=args.init, device=world.device,
+                              progress=progress)
     return dataset, model
 
 

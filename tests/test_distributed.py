@@ -1,7 +1,8 @@
 """The distributed path on the CPU: gloo, two processes, tiny scale; and the single-process no-ops.
 
-Run as a script under ``torchrun`` this file is the worker of ``test_two_processes_train_identically``:
-it trains through ``reidlab.train.run`` and saves what each rank ends with.
+Run as a script under ``torchrun`` this file is the worker of ``test_two_processes_train_identically`` (it
+trains through ``reidlab.train.run``) and, with ``scwm`` as its first argument, of
+``test_two_processes_train_scwm_identically``; it saves what each rank ends with.
 """
 
 import json
@@ -167,6 +168,49 @@ def test_two_processes_train_identically(tiny_synthmarket_root, tmp_path):
         assert torch.equal(value, ranks[0]["model"][name]), name
 
 
+@pytest.mark.slow
+def test_two_processes_train_scwm_identically(tiny_synthmarket_root, tmp_path):
+    run_dir, dumps = tmp_path / "run", tmp_path / "dumps"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               __file__, "scwm", str(dumps), str(tiny_synthmarket_root), str(run_dir)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [torch.load(dumps / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    assert [r["world"] for r in ranks] == [(0, 2), (1, 2)]
+    # The ranks started from different weights; DDP gave them rank 0's and kept them equal, part head and
+    # part necks included.
+    model = ranks[0]["model"]
+    assert {"part_head.conv.weight", "part_necks.3.bn.weight", "part_necks.3.bn.running_mean"} <= set(model)
+    for name, value in model.items():
+        assert torch.equal(value, ranks[1]["model"][name]), name
+    # Same clustering stage (gathered shards), memory, smoothed masks and classifier everywhere.
+    for key in ("global", "pseudo_masks", "predicted_masks", "alpha", "centroids", "masks", "classifier"):
+        assert torch.equal(ranks[0][key], ranks[1][key]), key
+    assert ranks[0]["pseudo_masks"].shape == (len(ranks[0]["global"]), 16, 8)
+    assert bool(ranks[0]["masks"].sum(dim=1).sub(1).abs().max() < 1e-5)  # soft masks: one per position
+    # Each rank's loss saw its own 8 of the 16 images; every memory update saw all 16, rank 0's first.
+    steps = [r["batches"] for r in ranks]
+    assert len(steps[0]) == len(steps[1]) == 2 * 3
+    for (loss_0, update_0), (loss_1, update_1) in zip(*steps):
+        assert len(loss_0) == len(loss_1) == 8
+        assert update_0 == update_1 == loss_0 + loss_1
+    # Rank 0's history (with its mIoU and evaluation), written by rank 0 only, is every rank's.
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [e["epoch"] for e in history] == [0, 1]
+    for entry in history:
+        assert np.isfinite(entry["loss"]) and entry["n_clusters"] > 0 and 0 <= entry["mAP"] <= 1
+        assert sum(entry[f"loss_{name}"] for name in ("parsing", "diversity", "wnce", "sep", "id")) == \
+            pytest.approx(entry["loss"], rel=1e-5)
+        assert 0 <= entry["pseudo_miou"] <= 1 and 0 <= entry["predicted_miou"] <= 1
+    assert ranks[0]["history"] == ranks[1]["history"] == history
+    assert ranks[0]["writes"] == ["checkpoint.pt", "history.json"] * 2 and ranks[1]["writes"] == []
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 1 and torch.equal(state["mask_smoother"]["masks"], ranks[0]["masks"])
+    for name, value in state["model"].items():
+        assert torch.equal(value, model[name]), name
+
+
 def test_single_process_command_is_the_plain_trainer(tiny_synthmarket, tiny_synthmarket_root, tmp_path,
                                                      monkeypatch, capsys):
     from reidlab.engine import Trainer, preset
@@ -213,17 +257,43 @@ def test_batch_must_split_over_the_processes(tiny_synthmarket, monkeypatch):
                 progress=False)
 
 
-def test_part_based_methods_refuse_several_processes(tiny_synthmarket, monkeypatch):
-    from reidlab.engine import make_trainer, preset
+def test_part_trainer_tells_ddp_when_its_losses_leave_parameters_unused(tiny_synthmarket):
+    """leaves_parameters_unused (DDP's find_unused_parameters) agrees with the gradients of a real step."""
+    from dataclasses import replace
+
+    from reidlab.engine import PPLR_LOSSES, SCWM_LOSSES, make_trainer, preset
+    from reidlab.memory import WeightedMemory
     from reidlab.models import build_model
     from reidlab.parts import PartReIDModel
 
-    monkeypatch.setattr("reidlab.engine.current_world", lambda device: World(1, 2, 1, torch.device("cpu")))
-    config = preset("scwm", scale="tiny")
-    model = PartReIDModel.from_model(build_model("labnet", pretrained=False), num_parts=config.num_parts,
-                                     part_source=config.part_source)
-    with pytest.raises(NotImplementedError, match="PartTrainer \\('scwm'\\) trains in one process only"):
-        make_trainer(model, tiny_synthmarket, config, progress=False)
+    cases = {
+        "scwm": [SCWM_LOSSES, ("wnce",), ("sep",), ("id",), ("parsing", "diversity"), ("triplet",),
+                 ("parsing", "triplet"), ("diversity", "wnce")],
+        "pplr_stripes": [PPLR_LOSSES, ("id",), ("triplet",)],
+    }
+    for method, loss_sets in cases.items():
+        every_loss = ("wnce", "sep", "id", "triplet") + (("parsing", "diversity") if method == "scwm" else ())
+        config = preset(method, scale="tiny", losses=every_loss)
+        torch.manual_seed(0)
+        model = PartReIDModel.from_model(build_model("labnet", pretrained=False), num_parts=config.num_parts,
+                                         part_source=config.part_source)
+        trainer = make_trainer(model, tiny_synthmarket, config, progress=False)
+        features = trainer._features()
+        labels = trainer.build_memory(features, trainer.pseudo_label(features), 0)
+        indexes = torch.from_numpy(np.flatnonzero(labels >= 0)[:8])
+        targets = torch.from_numpy(labels[indexes.numpy()]).long()
+        images = torch.randn(8, 3, config.height, config.width, generator=torch.Generator().manual_seed(0))
+        masks = trainer.smoother(indexes) if trainer.parse else None
+        weights = trainer.memory.class_weights(WeightedMemory.raw_weights(trainer.alpha_[indexes]), targets)
+        for losses in loss_sets:
+            trainer.config = replace(config, losses=losses)
+            model.zero_grad(set_to_none=True)
+            out = trainer.train_model.train()(images, parts=True)
+            sum(trainer._loss_terms(out, targets, indexes, masks, weights, 0).values()).backward()
+            unused = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+            assert bool(unused) == trainer.leaves_parameters_unused(), (method, losses, unused)
+            if losses in (SCWM_LOSSES, PPLR_LOSSES):  # the papers' runs use every parameter
+                assert unused == []
 
 
 # ----------------------------------------------------------------------------- torchrun worker
@@ -261,5 +331,57 @@ def _torchrun_worker(argv: list[str]) -> None:
         distributed.cleanup_distributed()
 
 
+def _scwm_torchrun_worker(argv: list[str]) -> None:
+    """Train SCWM at tiny scale from a random LabNet (a different one per rank) and save what this rank ends
+    with into ``argv[0]``; ``argv[1:]`` are the SynthMarket root and the run folder."""
+    from reidlab import engine
+    from reidlab.data import load_dataset
+    from reidlab.memory import WeightedMemory
+    from reidlab.models import build_model
+    from reidlab.parts import PartReIDModel
+    from reidlab.utils import seed_everything
+
+    dumps, data_root, run_dir = (Path(arg) for arg in argv)
+    writes, batches = [], []
+    write_atomically, loss, update = engine.write_atomically, WeightedMemory.loss, WeightedMemory.update
+
+    def recording_write(path, write):
+        writes.append(Path(path).name)
+        write_atomically(path, write)
+
+    def recording_loss(memory, features, targets, **kwargs):
+        batches.append([targets.tolist()])
+        return loss(memory, features, targets, **kwargs)
+
+    def recording_update(memory, features, targets, **kwargs):
+        batches[-1].append(targets.tolist())
+        update(memory, features, targets, **kwargs)
+
+    engine.write_atomically = recording_write
+    WeightedMemory.loss, WeightedMemory.update = recording_loss, recording_update
+    world = init_distributed()
+    try:
+        config = engine.preset("scwm", scale="tiny")
+        seed_everything(world.rank)
+        model = PartReIDModel.from_model(build_model("labnet", pretrained=False), num_parts=config.num_parts,
+                                         part_source=config.part_source)
+        trainer = engine.make_trainer(model, load_dataset("synthmarket", data_root), config, run_dir=run_dir,
+                                      progress=False)
+        trainer.fit()
+        dumps.mkdir(exist_ok=True)
+        feats = trainer.features_
+        torch.save({"world": (world.rank, world.world_size), "model": trainer.model.state_dict(),
+                    "global": feats.global_, "pseudo_masks": feats.pseudo_masks,
+                    "predicted_masks": feats.predicted_masks, "alpha": trainer.alpha_,
+                    "centroids": trainer.memory.centroids, "masks": trainer.smoother.masks,
+                    "classifier": trainer.classifier.weight.detach(), "batches": batches,
+                    "history": trainer.history, "writes": writes}, dumps / f"rank{world.rank}.pt")
+    finally:
+        distributed.cleanup_distributed()
+
+
 if __name__ == "__main__":
-    _torchrun_worker(sys.argv[1:])
+    if sys.argv[1] == "scwm":
+        _scwm_torchrun_worker(sys.argv[2:])
+    else:
+        _torchrun_worker(sys.argv[1:])

@@ -4,7 +4,8 @@ by value (below) and against its baseline in tests/baselines/ (tests/regression.
 import pytest
 
 from regression import RERECORD_HINT, check, notebooks, orphan_baselines, run_tiny
-from reidlab.engine import preset
+from reidlab.engine import MEMORY_UPDATES, preset
+from reidlab.parts import part_names
 from reidlab.notebook import NOTEBOOK_DIR
 
 
@@ -88,6 +89,59 @@ def test_notebook_03_hard_mining(tiny_run):
     assert m["best_mu"] in (0.0, 0.5, 1.0)
     for row in m["mu_sweep"].values():
         assert 0 <= row["mAP"] <= 1 and row["n_clusters"] > 0
+
+
+@pytest.mark.slow
+def test_notebook_05_weighted_memory(tiny_synthmarket, tiny_run):
+    m = tiny_run("05_weighted_memory").metrics
+    config = preset("scwm", scale="tiny")
+    assert m["schedule"] == {"epochs": config.epochs, "iters": config.iters, "batch_size": config.batch_size,
+                             "num_instances": config.num_instances, "num_parts": config.num_parts,
+                             "agreement_k": config.agreement_k}
+    parts = list(part_names(config.num_parts))
+    # Eq. 7: the naive IoU of two kNN sets equals knn_agreement.
+    assert m["alpha_naive_max_diff"] < 1e-6
+    assert sorted(m["start_alpha_mean"]) == sorted(parts)
+    assert sorted(m["alpha_stats"]) == sorted(["global", *parts])
+    for row in m["alpha_stats"].values():
+        assert 0.0 <= row["min"] <= row["mean"] <= row["max"] <= 1.0 and row["std"] >= 0.0
+    # Eq. 8: weights are the class-normalised raw weights [1 - alpha^g, alpha^pk].
+    assert m["weight_naive_max_diff"] < 1e-6 and m["batch_weight_sum_max_dev"] < 1e-5
+    example = m["weight_examples"]
+    for alpha, raw in zip(example["alpha"], example["raw"]):
+        assert raw[0] == pytest.approx(1 - sum(alpha) / len(alpha), abs=1e-6)
+        assert raw[1:] == pytest.approx(alpha, abs=1e-6)
+    for stream in range(config.num_parts + 1):
+        column = [w[stream] for w in example["weights"]]
+        assert sum(column) == pytest.approx(1.0, abs=1e-5) and min(column) >= 0.0
+    # Eq. 9 by hand equals WeightedMemory.update; Eq. 10's weight shifts the loss, not the gradient.
+    assert m["update_naive_max_diff"] < 1e-5
+    assert m["wnce_grad_max_diff"] < 1e-6
+    assert m["wnce_shift"] == pytest.approx(m["wnce_shift_expected"], rel=1e-5, abs=1e-5) and m["wnce_shift"] >= 0.0
+    # One result per update strategy; the full SCWM is the weighted run, not a second training.
+    assert sorted(m["update_results"]) == sorted(MEMORY_UPDATES)
+    for row in m["update_results"].values():
+        assert 0.0 <= row["mAP"] <= 1.0 and 0.0 <= row["rank1"] <= 1.0 and row["n_clusters"] > 0
+        assert 0.0 <= row["mean_alpha"] <= 1.0
+    assert m["scwm_vs_baseline"]["scwm"] == m["update_results"]["weighted"]
+    baseline = m["scwm_vs_baseline"]["pplr_stripes"]
+    assert 0.0 <= baseline["mAP"] <= 1.0 and baseline["n_clusters"] > 0
+    assert m["scwm_minus_baseline_mAP"] == pytest.approx(m["update_results"]["weighted"]["mAP"] - baseline["mAP"])
+    spread = [row["mAP"] for row in m["update_results"].values()]
+    assert m["update_mAP_spread"] == pytest.approx(max(spread) - min(spread), abs=1e-9)
+    assert 0.0 <= m["start_mAP"] <= 1.0
+    # Difficulty evidence and separation scores are in their ranges.
+    for key, value in m["difficulty_evidence"].items():
+        if key.startswith("spearman") and value is not None:
+            assert -1.0 <= value <= 1.0
+    assert 0 <= m["difficulty_evidence"]["accessory_images"] <= len(tiny_synthmarket.train)
+    expected = [f"SCWM {name}" for name in ["global", *parts]] + [f"PPLR {name}" for name in
+                                                                   ("global", "stripe0", "stripe1", "stripe2")]
+    assert sorted(m["separation"]) == sorted(expected)
+    for row in m["separation"].values():
+        assert -1.0 <= row["silhouette"] <= 1.0 and 0.0 <= row["knn_purity"] <= 1.0
+    assert 0 < m["embedded_images"] <= len(tiny_synthmarket.train)
+    assert 0.0 <= m["top_stripe_background_share"] <= 1.0 and 0.0 <= m["part0_background_share"] <= 1.0
 
 
 @pytest.mark.slow
