@@ -3,9 +3,10 @@ by value (below) and against its baseline in tests/baselines/ (tests/regression.
 
 import pytest
 
-from regression import RERECORD_HINT, check, notebooks, orphan_baselines, run_tiny
+from regression import RERECORD_HINT, check, environment, notebooks, orphan_baselines, run_tiny
 from reidlab.engine import MEMORY_UPDATES, preset
-from reidlab.parts import part_names
+from reidlab.data.synthmarket import PART_NAMES
+from reidlab.parts import DEFAULT_ETA, part_names
 from reidlab.notebook import NOTEBOOK_DIR
 
 
@@ -13,15 +14,19 @@ from reidlab.notebook import NOTEBOOK_DIR
 def tiny_run(tiny_synthmarket_root, tmp_path_factory):
     """``tiny_run(stem)``: the notebook's tiny-scale run, executed on first use and shared by its tests.
 
-    A notebook that fails to execute fails each test that asks for it, without running again.
+    A notebook that fails to execute fails each test that asks for it, without running again. The kernels
+    get a data folder of their own, as ``make baselines`` does: the cached pretrained weights they use
+    are then trained by a notebook kernel (single-threaded), never by another test of the session.
     """
     out_dir = tmp_path_factory.mktemp("notebooks")
+    kernel_data = tmp_path_factory.mktemp("notebook-data")
     runs = {}
 
     def run(stem):
         if stem not in runs:
             try:
-                runs[stem] = run_tiny(NOTEBOOK_DIR / f"{stem}.ipynb", out_dir, tiny_synthmarket_root)
+                with environment(REIDLAB_DATA=str(kernel_data)):
+                    runs[stem] = run_tiny(NOTEBOOK_DIR / f"{stem}.ipynb", out_dir, tiny_synthmarket_root)
             except Exception as error:  # kept, and raised again by each test of this notebook
                 runs[stem] = error
         if isinstance(runs[stem], Exception):
@@ -89,6 +94,67 @@ def test_notebook_03_hard_mining(tiny_run):
     assert m["best_mu"] in (0.0, 0.5, 1.0)
     for row in m["mu_sweep"].values():
         assert 0 <= row["mAP"] <= 1 and row["n_clusters"] > 0
+
+
+STRIPES = ("top", "middle", "bottom")  # notebook 04's PPLR stripes
+VARIANTS = ("plain", "foreground", "space", "both")  # notebook 04's cascade variants (SCWM Table 2)
+
+
+@pytest.mark.slow
+def test_notebook_04_part_parsing(tiny_synthmarket, tiny_run):
+    m = tiny_run("04_part_parsing").metrics
+    assert m["num_parts"] == 4 and m["eta"] == DEFAULT_ETA
+    # Stripes: every stripe's pixels (and its person pixels) are shared among the regions.
+    assert sorted(m["stripe_person_share"]) == sorted(STRIPES) == sorted(m["stripe_region_share"])
+    for stripe in STRIPES:
+        assert sorted(m["stripe_region_share"][stripe]) == sorted(PART_NAMES)  # (the notebook stores keys sorted)
+        assert sorted(m["stripe_person_share"][stripe]) == sorted(PART_NAMES[1:])
+        assert sum(m["stripe_region_share"][stripe].values()) == pytest.approx(1.0, abs=1e-5)
+        assert sum(m["stripe_person_share"][stripe].values()) == pytest.approx(1.0, abs=1e-5)
+        assert 1 / (len(PART_NAMES) - 1) <= m["stripe_purity"][stripe] <= 1  # the main region's share
+    assert m["stripe_person_share"]["top"]["shoes"] < 0.01 and m["stripe_person_share"]["bottom"]["head"] < 0.01
+    low, median, high = m["waist_row_percentiles"]
+    assert 0 <= low <= median <= high <= 1
+    # The written-out step 2 (Eq. 2 + scikit-learn) partitions exactly as the library does.
+    assert m["naive_step2_compared"] > 0 and m["naive_step2_identical"] == m["naive_step2_compared"]
+    # Table 2's variants: step 1 alone decides the foreground, so variants that share it share its scores.
+    assert sorted(m["variant_miou"]) == sorted(VARIANTS) == sorted(m["variant_details"])
+    details = m["variant_details"]
+    for name in VARIANTS:
+        assert 0 <= m["variant_miou"][name] <= 1
+        assert sorted(details[name]["part_iou"]) == ["background", "part0", "part1", "part2"]
+        assert set(details[name]["matched_region"].values()) <= set(PART_NAMES)
+        assert 0 <= details[name]["parts_in_pieces"] <= 1
+    for with_space, without in (("space", "plain"), ("both", "foreground")):
+        for key in ("foreground_recall", "foreground_precision"):
+            assert details[with_space][key] == pytest.approx(details[without][key])
+    # The tiny training set fits in the probe set, so the eta sweep repeats two of the variants.
+    assert len(tiny_synthmarket.train) <= 256
+    # (abs 1e-3: the maps come from batches of another composition; one flipped cell moves an mIoU by ~1e-4)
+    sweep = {row["eta"]: row["miou"] for row in m["eta_sweep"]}
+    assert sweep["inf"] == pytest.approx(m["variant_miou"]["foreground"], abs=1e-3)  # no spatial constraint
+    assert sweep[DEFAULT_ETA] == pytest.approx(m["variant_miou"]["both"], abs=1e-3)
+    assert all(0 <= miou <= 1 for miou in sweep.values())
+    assert m["widget_batch_size"] == 8 and 0 <= m["widget_batch_miou"] <= 1
+    # Figure 4: two runs of the tiny preset's epochs from the same start; the probe set is the training set.
+    epochs = preset("scwm", scale="tiny").epochs
+    assert m["fig4_epochs"] == epochs
+    histories, probes = m["fig4_histories"], m["fig4_probe"]
+    assert sorted(histories) == sorted(probes) == ["with L_div", "without L_div"]
+    assert "loss_diversity" in histories["with L_div"] and "loss_diversity" not in histories["without L_div"]
+    for name in histories:
+        history, probe = histories[name], probes[name]
+        assert len(history["predicted_miou"]) == len(history["pseudo_miou"]) == epochs
+        assert all(len(values) == epochs + 1 for values in probe.values())  # the start, then every epoch
+        # The history scores the predictions at the start of each epoch, the probe after each epoch.
+        assert probe["miou"][:epochs] == pytest.approx(history["predicted_miou"], abs=1e-3)
+        assert history["pseudo_miou"][0] == pytest.approx(m["variant_miou"]["both"], abs=1e-3)  # the start's masks
+        assert all(1 <= used <= 4 for used in probe["parts_used"])
+        assert all(0 <= similarity <= 1 + 1e-6 for similarity in probe["map_similarity"])
+        assert all(0 <= overlap <= 1 / 4**2 + 1e-6 for overlap in probe["overlap"])  # at most 1 / l^2 per position
+        assert 0 <= m["fig4_final_mAP"][name] <= 1
+    for key in probes["with L_div"]:  # the same start
+        assert probes["with L_div"][key][0] == pytest.approx(probes["without L_div"][key][0])
 
 
 @pytest.mark.slow
