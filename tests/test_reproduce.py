@@ -272,7 +272,7 @@ def test_other_settings_are_refused_before_anything_runs(tmp_path):
     (config_path.parent / "metrics.json").unlink()
     (config_path.parent / "train").mkdir()
     (config_path.parent / "train" / "checkpoint.pt").write_bytes(b"")
-    with pytest.raises(ValueError, match=rf"hard-synthmarket holds a run made with other settings \(config: eta 1.5 -> "):
+    with pytest.raises(ValueError, match=r"hard-synthmarket holds a run made with other settings \(config: eta 1.5 -> "):
         _run(tmp_path, runner)
     assert runner.calls == []
     outcomes = _run(tmp_path / "other", FakeRunner(config_change={"momentum": 0.9}))
