@@ -49,10 +49,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from reidlab.cluster.agreement import knn_agreement
-from reidlab.data.loaders import build_test_loader, build_train_loader
+from reidlab.data.loaders import build_train_loader
 from reidlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from reidlab.distributed import all_gather_tensors, gather_shards, is_distributed, rank_seed, shard_bounds
 from reidlab.engine import Trainer
+from reidlab.features import model_outputs
 from reidlab.losses import (
     IdentityClassifier,
     agreement_label_smoothing_loss,
@@ -117,27 +118,18 @@ def extract_part_features(
     The cascaded clustering runs batch by batch on the feature maps, which are never all kept in memory
     (12,936 x 2048 x 24 x 8 floats would be 20 GB at full scale).
     """
-    device = torch.device(device)
-    loader = build_test_loader(records, height=height, width=width, batch_size=batch_size,
-                               num_workers=num_workers, cache=cache)
-    was_training = model.training
-    model.eval().to(device)
     globals_, parts, pseudo, predicted = [], [], [], []
-    try:
-        for images, *_ in tqdm(loader, desc="part features", disable=not progress, leave=False):
-            images = images.to(device, non_blocking=True)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-                out = model.forward_parts(images)
-            globals_.append(out.global_.float().cpu())
-            parts.append(out.parts.float().cpu())
-            if parse:
-                pseudo.append(cascaded_parsing(
-                    out.fmap.float().cpu(), num_parts=num_parts, foreground_correction=foreground_correction,
-                    space_correction=space_correction, eta=eta, seed=seed,
-                ).to(torch.uint8))
-                predicted.append(out.part_logits.argmax(1).to(torch.uint8).cpu())
-    finally:
-        model.train(was_training)
+    for out in model_outputs(model, records, height=height, width=width, forward=model.forward_parts,
+                             batch_size=batch_size, num_workers=num_workers, device=device, cache=cache,
+                             progress=progress, desc="part features"):
+        globals_.append(out.global_.float().cpu())
+        parts.append(out.parts.float().cpu())
+        if parse:
+            pseudo.append(cascaded_parsing(
+                out.fmap.float().cpu(), num_parts=num_parts, foreground_correction=foreground_correction,
+                space_correction=space_correction, eta=eta, seed=seed,
+            ).to(torch.uint8))
+            predicted.append(out.part_logits.argmax(1).to(torch.uint8).cpu())
     if not globals_:
         raise ValueError("no records to extract features from: the record list is empty")
     return PartFeatures(
