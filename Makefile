@@ -52,7 +52,7 @@ baselines: setup
 	$(PY) tests/regression.py --record $(NOTEBOOKS)
 
 lab: setup
-	$(PY) -m jupyter lab notebooks/
+	$(PY) -m reidlab lab
 
 clean-runs:
 	rm -rf $(RUNS)

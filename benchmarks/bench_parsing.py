@@ -1,17 +1,17 @@
-"""Speed and quality of SCWM's spatial cascaded clustering (``reidlab.parts.cascaded_parsing``).
+"""Speed and quality of SCWM's spatial cascaded clustering (``reidlab.parsing.cascaded_parsing``).
 
 The SCWM trainer re-parses every training feature map every epoch (SCWM section 3.1), so parsing must
 cost less than the epoch's training work. Maps: LabNet feature maps (128 channels, 16 x 8 at 128 x 64)
 of SynthMarket's training images, from the source-pretrained LabNet
-(``reidlab.supervised.source_pretrained_model``), repeated up to ``--n`` maps (3,088 = the lab-scale
+(``reidlab.training.supervised.source_pretrained_model``), repeated up to ``--n`` maps (3,088 = the lab-scale
 training set).
 
 * Speed (default): the time of ``cascaded_parsing(maps, num_parts=4)`` with the default options
   against a baseline measured in the same run: one lab-scale epoch's training work, 30 iterations of
   LabNet forward + backward + Adam step on 64 random 128 x 64 images. PASS when parsing < 1.0 x epoch.
 * Quality (``--quality``): mIoU of the parsing against SynthMarket's ground-truth part masks
-  (``reidlab.parts.parsing_iou``, parts matched to regions by the Hungarian algorithm) for the four
-  variants of SCWM Table 2 and several ``eta``; the measurement behind ``reidlab.parts.DEFAULT_ETA``.
+  (``reidlab.parsing.parsing_iou``, parts matched to regions by the Hungarian algorithm) for the four
+  variants of SCWM Table 2 and several ``eta``; the measurement behind ``reidlab.parsing.DEFAULT_ETA``.
 
 Usage (from the repository root; set ``OMP_NUM_THREADS`` to compare machines)::
 
@@ -36,10 +36,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
 from reidlab.data.loaders import build_test_loader  # noqa: E402
+from reidlab.lab.notebook import prepare_dataset  # noqa: E402
 from reidlab.models import build_model  # noqa: E402
-from reidlab.notebook import prepare_dataset  # noqa: E402
-from reidlab.parts import DEFAULT_ETA, cascaded_parsing, load_part_masks, parsing_iou  # noqa: E402
-from reidlab.supervised import source_pretrained_model  # noqa: E402
+from reidlab.parsing import DEFAULT_ETA, cascaded_parsing, load_part_masks, parsing_iou  # noqa: E402
+from reidlab.training.supervised import source_pretrained_model  # noqa: E402
 
 NUM_PARTS = 4  # SCWM on Market-1501
 HEIGHT, WIDTH = 128, 64

@@ -1,33 +1,43 @@
-"""The ``reidlab`` command (also ``python -m reidlab``).
+"""The ``reidlab`` command (also ``python -m reidlab``): demo, reproduce, train, data and lab.
 
-``reidlab demo --scale lab --out runs/lab`` generates SynthMarket if needed, executes every notebook with
-papermill at that scale and prints the recorded metrics (what ``make demo`` runs).
-
-``reidlab reproduce EXPERIMENT... --scale tiny|lab|full`` trains the named experiments (the papers' main
-table, HHCL's mu sweep, SCWM's ablations, Cluster Contrast's mean vs hard update) by executing
-``notebooks/train_one_run.ipynb`` once per run, resumes interrupted runs, and writes a results table next
-to the papers' numbers (:mod:`reidlab.reproduce`). ``reidlab reproduce --list`` names the experiments.
+Exit status: 0 on success, 2 for a usage error (a bad option or value), 1 when the work itself fails,
+130 when interrupted. An expected failure prints one line that names the problem and the fix; ``--debug``
+shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
+import os
+import subprocess
 import sys
 from collections.abc import Sequence
 
-from reidlab.notebook import SCALES, format_summary, prepare_dataset, run_notebooks
+from reidlab import __version__
+from reidlab.config import NOTEBOOK_DIR, SCALES
+
+__all__ = ["UsageError", "main"]
 
 
+class UsageError(ValueError):
+    """A command-line value that cannot work (exit status 2, like argparse's own errors)."""
+
+
+# ----------------------------------------------------------------------------- sub-commands
 def _demo(args: argparse.Namespace) -> int:
+    from reidlab.data import prepare_dataset
+    from reidlab.lab.notebook import format_summary, run_notebooks
+
     dataset = prepare_dataset(args.dataset, args.data_root, scale=args.scale, seed=args.data_seed)
     print(f"dataset: {dataset.name} at {dataset.root}")
     parameters = {"dataset": args.dataset, "data_root": str(dataset.root), "seed": args.seed}
     runs = run_notebooks(args.out, scale=args.scale, notebooks=args.notebooks or None, parameters=parameters)
     print()
     print(format_summary(runs))
-    print(f"\nExecuted notebooks and metrics.json are in {args.out}/ (open them with `make lab`).")
+    print(f"\nExecuted notebooks and metrics.json are in {args.out}/ (open them with `reidlab lab`).")
     return 0
 
 
@@ -40,10 +50,13 @@ def _reproduce(args: argparse.Namespace) -> int:
     if not args.experiments:
         if args.table:
             return _print_table(args.results)
-        raise ValueError(f"name at least one experiment ({', '.join(reproduce.EXPERIMENTS)} or all), "
+        raise UsageError(f"name at least one experiment ({', '.join(reproduce.EXPERIMENTS)} or all), "
                          f"or use --list or --table")
     datasets = [name.strip() for item in args.dataset or [] for name in item.split(",") if name.strip()] or None
-    runs = reproduce.plan_experiments(args.experiments, scale=args.scale, datasets=datasets)
+    try:
+        runs = reproduce.plan_experiments(args.experiments, scale=args.scale, datasets=datasets)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
     if args.dry_run:
         print(reproduce.format_plan(runs, results=args.results, data_root=args.data_root, seed=args.seed))
         return 0
@@ -73,16 +86,72 @@ def _print_table(results: str) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from reidlab.training.run import parse_overrides, train_run
+
+    try:
+        overrides = parse_overrides(args.overrides)
+        from reidlab.training import preset
+
+        preset(args.method, scale=args.scale, dataset=args.dataset, **overrides)  # every value checked first
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    trainer = train_run(args.method, run_dir=args.run_dir, scale=args.scale, dataset=args.dataset,
+                        data_root=args.data_root, seed=args.seed, overrides=overrides, init=args.init,
+                        resume=args.resume, progress=not args.no_progress)
+    if trainer.world.is_main and trainer.history:
+        print(json.dumps(trainer.history[-1]))
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from reidlab.data.synthmarket import describe, generate_synthmarket
+
+    root = generate_synthmarket(args.root, preset=args.preset, seed=args.seed, difficulty=args.difficulty,
+                                workers=args.workers, overwrite=args.overwrite, progress=not args.no_progress)
+    print(describe(root))
+    return 0
+
+
+def _lab(args: argparse.Namespace) -> int:
+    command = [sys.executable, "-m", "jupyter", "lab", str(NOTEBOOK_DIR)]
+    if args.port is not None:
+        command.append(f"--port={args.port}")
+    if args.no_browser:
+        command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # Jupyter refuses to run as root without it (containers, CI machines).
+        print("running as root: adding --allow-root", file=sys.stderr)
+        command.append("--allow-root")
+    return subprocess.call(command)
+
+
+# ----------------------------------------------------------------------------- parser
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reidlab", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="execute the notebooks with papermill and summarise their metrics")
-    demo.add_argument("--scale", choices=SCALES, default="lab")
+    from reidlab.data.synthmarket import PRESETS
+    from reidlab.training.methods import METHODS, NAMED_PRESETS
+    from reidlab.training.start import INITS
+
+    parser = argparse.ArgumentParser(
+        prog="reidlab", description="reidlab: a workbench for unsupervised person re-identification.")
+    parser.add_argument("--version", action="version", version=f"reidlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    common = argparse.ArgumentParser(add_help=False)  # --debug after the command too
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback of an error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser = functools.partial(sub.add_parser, parents=[common])  # type: ignore[method-assign]
+
+    demo = sub.add_parser("demo", help="execute the notebooks with papermill and summarise their metrics",
+                          description="Execute the workbench notebooks with papermill at one scale and print "
+                                      "the metrics they record (what make demo runs).")
+    demo.add_argument("--scale", choices=SCALES, default="lab",
+                      help="tiny (seconds), lab (CPU minutes, the default) or full (the papers' settings, GPU)")
     demo.add_argument("--out", default="runs/lab", help="folder for the executed notebooks (default runs/lab)")
-    demo.add_argument("--dataset", default="synthmarket")
+    demo.add_argument("--dataset", default="synthmarket", help="dataset name (default synthmarket)")
     demo.add_argument("--data-root", default=None, help="dataset folder (SynthMarket is generated when omitted)")
-    demo.add_argument("--data-seed", type=int, default=0, help="SynthMarket generation seed")
-    demo.add_argument("--seed", type=int, default=0, help="seed passed to every notebook")
+    demo.add_argument("--data-seed", type=int, default=0, help="SynthMarket generation seed (default 0)")
+    demo.add_argument("--seed", type=int, default=0, help="seed passed to every notebook (default 0)")
     demo.add_argument("notebooks", nargs="*", help="notebook name prefixes (default: all), e.g. 00 01")
     demo.set_defaults(handler=_demo)
 
@@ -107,16 +176,82 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--table", action="store_true",
                      help="write results.md/.html/.png from the finished runs (also done after every run)")
     rep.set_defaults(handler=_reproduce)
+
+    train = sub.add_parser(
+        "train", help="train one method (also under torchrun: torchrun -m reidlab.train ...)",
+        description="Train one method on one dataset; rank 0 writes checkpoint.pt and history.json into "
+                    "--run-dir every epoch and prints the last epoch's record as JSON. Under torchrun every "
+                    "process trains on batch_size / nproc images per step.",
+    )
+    train.add_argument("--method", choices=(*METHODS, *NAMED_PRESETS), required=True,
+                       help="the method (or named preset) to train")
+    train.add_argument("--scale", choices=SCALES, default="full",
+                       help="full (the papers' settings, default), lab or tiny")
+    train.add_argument("--dataset", default="market1501",
+                       help="market1501, dukemtmcreid, msmt17 or synthmarket (default market1501)")
+    train.add_argument("--data-root", default=None,
+                       help="dataset folder (needed for the real datasets; SynthMarket is generated if missing)")
+    train.add_argument("--run-dir", required=True, help="where checkpoint.pt and history.json are written")
+    train.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a TrainConfig field, e.g. --set epochs=60; repeatable")
+    train.add_argument("--init", choices=INITS, default="pretrained",
+                       help="pretrained: the scale's start model (ImageNet ResNet-50 at full scale, the "
+                            "source-pretrained LabNet at lab/tiny scale); random: random weights (tests)")
+    train.add_argument("--resume", action="store_true", help="continue from <run-dir>/checkpoint.pt")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    train.set_defaults(handler=_train)
+
+    data = sub.add_parser("data", help="generate the SynthMarket dataset (Market-1501 layout, part masks)",
+                          description="Generate the SynthMarket re-ID dataset in the Market-1501 layout, with a "
+                                      "ground-truth part mask per image.")
+    data.add_argument("--root", default="data/synthmarket", help="folder to write (default data/synthmarket)")
+    data.add_argument("--preset", default="default", choices=sorted(PRESETS), help="dataset size (default default)")
+    data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    data.add_argument("--difficulty", type=float, default=1.0, help="0 = easy, 1 = default, larger = harder")
+    data.add_argument("--overwrite", action="store_true", help="replace an existing different dataset")
+    data.add_argument("--workers", type=int, default=None, help="processes (default min(2, CPUs); 0 = inline)")
+    data.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    data.set_defaults(handler=_data)
+
+    lab = sub.add_parser("lab", help="open JupyterLab on the notebooks",
+                         description="Open JupyterLab on notebooks/ with this Python's kernel (adds --allow-root "
+                                     "when run as root).")
+    lab.add_argument("--port", type=int, default=None, help="port to serve on (default: Jupyter's, 8888)")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    lab.set_defaults(handler=_lab)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen sub-command; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("reidlab").setLevel(logging.INFO)  # reidlab's progress; other libraries' warnings only
+    prog = f"reidlab {args.command}"
     try:
         return args.handler(args)
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
-        print(f"reidlab: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"\n{prog}: interrupted; run the same command again to continue", file=sys.stderr)
+        return 130
+    except UsageError as error:
+        if args.debug:
+            raise
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # one line; --debug shows where
+        if args.debug:
+            raise
+        print(f"{prog}: error: {_describe(error)} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+def _describe(error: BaseException) -> str:
+    """The error as one line: reidlab's own messages as they are, others with their type."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, (ValueError, FileNotFoundError, FileExistsError, RuntimeError)):
+        return text
+    return f"{type(error).__name__}: {text}"

@@ -186,7 +186,7 @@ def evaluate_model(
     Returns:
         The metrics of :func:`evaluate` and the ``(Q, G)`` distance matrix (for ranked-results figures).
     """
-    from reidlab.features import extract_features
+    from reidlab.models.features import extract_features
 
     kwargs = dict(height=height, width=width, batch_size=batch_size, num_workers=num_workers, device=device,
                   progress=progress)

@@ -1,7 +1,7 @@
 """Metric baselines: every notebook's recorded metrics at tiny scale, checked against ``tests/baselines/``.
 
 Each notebook in ``notebooks/`` runs at tiny scale on CPU (the test session's tiny SynthMarket, seed 0,
-plus the few parameters in :data:`NOTEBOOK_PARAMETERS`) and its :func:`reidlab.notebook.record` values
+plus the few parameters in :data:`NOTEBOOK_PARAMETERS`) and its :func:`reidlab.lab.notebook.record` values
 are compared with ``tests/baselines/<notebook>.json``. A change that moves a metric beyond its tolerance
 fails the test suite; ``make baselines`` re-records the files deliberately, so the move shows in review.
 
@@ -60,7 +60,7 @@ from typing import Any
 if __name__ == "__main__":  # run as a script: the repository root is not on sys.path then
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reidlab.notebook import NOTEBOOK_DIR, NotebookRun, list_notebooks, run_notebook  # noqa: E402
+from reidlab.lab.notebook import NOTEBOOK_DIR, NotebookRun, list_notebooks, run_notebook  # noqa: E402
 
 BASELINE_DIR = Path(__file__).resolve().parent / "baselines"
 # The test session's tiny SynthMarket (tests/conftest.py: tiny_synthmarket_root).

@@ -1,7 +1,7 @@
 """The distributed path on the CPU: gloo, two processes, tiny scale; and the single-process no-ops.
 
 Run as a script under ``torchrun`` this file is the worker of ``test_two_processes_train_identically`` (it
-trains through ``reidlab.train.run``) and, with ``scwm`` as its first argument, of
+trains through ``reidlab.training.run.train_run``) and, with ``scwm`` as its first argument, of
 ``test_two_processes_train_scwm_identically``; it saves what each rank ends with.
 """
 
@@ -18,8 +18,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from reidlab import distributed
-from reidlab.distributed import (
+from reidlab.training import distributed
+from reidlab.training.distributed import (
     World,
     all_gather_tensors,
     broadcast_array,
@@ -213,16 +213,16 @@ def test_two_processes_train_scwm_identically(tiny_synthmarket_root, tmp_path):
 
 def test_single_process_command_is_the_plain_trainer(tiny_synthmarket, tiny_synthmarket_root, tmp_path,
                                                      monkeypatch, capsys):
-    from reidlab.engine import Trainer, preset
+    from reidlab.cli import main
     from reidlab.models import build_model
-    from reidlab.train import main
+    from reidlab.training import Trainer, preset
     from reidlab.utils import seed_everything
 
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)
     argv = [*TRAIN_ARGS, "--data-root", str(tiny_synthmarket_root), "--run-dir", str(tmp_path / "cli"),
             "--seed", "3", "--set", "epochs=1", "--set", "eval_step=1"]
-    assert main(argv) == 0
+    assert main(["train", *argv]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     seed_everything(3)
     model = build_model("labnet", pretrained=False)
@@ -234,7 +234,7 @@ def test_single_process_command_is_the_plain_trainer(tiny_synthmarket, tiny_synt
 
 
 def test_overrides_are_typed_and_checked():
-    from reidlab.train import parse_overrides
+    from reidlab.training.run import parse_overrides
 
     assert parse_overrides(["epochs=60", "eps=0.55", "cache_images=true", "pooling=avg"]) == {
         "epochs": 60, "eps": 0.55, "cache_images": True, "pooling": "avg"}
@@ -247,10 +247,10 @@ def test_overrides_are_typed_and_checked():
 
 
 def test_batch_must_split_over_the_processes(tiny_synthmarket, monkeypatch):
-    from reidlab.engine import Trainer, preset
     from reidlab.models import build_model
+    from reidlab.training import Trainer, preset
 
-    monkeypatch.setattr("reidlab.engine.current_world", lambda device: World(0, 3, 0, torch.device("cpu")))
+    monkeypatch.setattr("reidlab.training.trainer.current_world", lambda device: World(0, 3, 0, torch.device("cpu")))
     with pytest.raises(ValueError, match=r"batch_size \(16\) must split into 3 processes x P identities x "
                                          r"num_instances \(4\)"):
         Trainer(build_model("labnet", pretrained=False), tiny_synthmarket, preset("cluster_contrast", scale="tiny"),
@@ -261,10 +261,12 @@ def test_part_trainer_tells_ddp_when_its_losses_leave_parameters_unused(tiny_syn
     """leaves_parameters_unused (DDP's find_unused_parameters) agrees with the gradients of a real step."""
     from dataclasses import replace
 
-    from reidlab.engine import PPLR_LOSSES, SCWM_LOSSES, make_trainer, preset
-    from reidlab.memory import WeightedMemory
-    from reidlab.models import build_model
-    from reidlab.parts import PartReIDModel
+    from reidlab.models import PartReIDModel, build_model
+    from reidlab.training import Trainer, preset
+    from reidlab.training.config import SCWM_LOSSES
+    from reidlab.training.stages import Batch
+
+    PPLR_LOSSES = ("id", "triplet")
 
     cases = {
         "scwm": [SCWM_LOSSES, ("wnce",), ("sep",), ("id",), ("parsing", "diversity"), ("triplet",),
@@ -277,21 +279,21 @@ def test_part_trainer_tells_ddp_when_its_losses_leave_parameters_unused(tiny_syn
         torch.manual_seed(0)
         model = PartReIDModel.from_model(build_model("labnet", pretrained=False), num_parts=config.num_parts,
                                          part_source=config.part_source)
-        trainer = make_trainer(model, tiny_synthmarket, config, progress=False)
-        features = trainer._features()
-        labels = trainer.build_memory(features, trainer.pseudo_label(features), 0)
+        trainer = Trainer(model, tiny_synthmarket, config, progress=False)
+        features = trainer.clustering_features()
+        labels = trainer.build_memory(features, trainer.pseudo_label(features.global_), 0)
         indexes = torch.from_numpy(np.flatnonzero(labels >= 0)[:8])
         targets = torch.from_numpy(labels[indexes.numpy()]).long()
         images = torch.randn(8, 3, config.height, config.width, generator=torch.Generator().manual_seed(0))
-        masks = trainer.smoother(indexes) if trainer.parse else None
-        weights = trainer.memory.class_weights(WeightedMemory.raw_weights(trainer.alpha_[indexes]), targets)
+        masks = trainer.stage.smoother(indexes) if trainer.stage.parse else None
         for losses in loss_sets:
             trainer.config = replace(config, losses=losses)
             model.zero_grad(set_to_none=True)
             out = trainer.train_model.train()(images, parts=True)
-            sum(trainer._loss_terms(out, targets, indexes, masks, weights, 0).values()).backward()
+            batch = Batch(images, targets, indexes, {"masks": masks})
+            sum(trainer.stage.loss_terms(out, batch, 0).values()).backward()
             unused = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
-            assert bool(unused) == trainer.leaves_parameters_unused(), (method, losses, unused)
+            assert bool(unused) == trainer.stage.leaves_parameters_unused(), (method, losses, unused)
             if losses in (SCWM_LOSSES, PPLR_LOSSES):  # the papers' runs use every parameter
                 assert unused == []
 
@@ -299,12 +301,14 @@ def test_part_trainer_tells_ddp_when_its_losses_leave_parameters_unused(tiny_syn
 # ----------------------------------------------------------------------------- torchrun worker
 def _torchrun_worker(argv: list[str]) -> None:
     """Train like ``python -m reidlab.train`` and save what this rank ends with into ``argv[0]``."""
-    from reidlab import engine
-    from reidlab.train import build_parser, run
+    from reidlab.cli import _parser
+    from reidlab.memory import ClusterMemory
+    from reidlab.training import trainer as trainer_module
+    from reidlab.training.run import parse_overrides, train_run
 
-    dumps, args = Path(argv[0]), build_parser().parse_args(argv[1:])
+    dumps, args = Path(argv[0]), _parser().parse_args(["train", *argv[1:]])
     writes, batches = [], []
-    write_atomically, loss, update = engine.write_atomically, engine.ClusterMemory.loss, engine.ClusterMemory.update
+    write_atomically, loss, update = trainer_module.write_atomically, ClusterMemory.loss, ClusterMemory.update
 
     def recording_write(path, write):
         writes.append(Path(path).name)
@@ -318,11 +322,13 @@ def _torchrun_worker(argv: list[str]) -> None:
         batches[-1].append(indexes.tolist())
         update(memory, features, targets, indexes=indexes)
 
-    engine.write_atomically = recording_write
-    engine.ClusterMemory.loss, engine.ClusterMemory.update = recording_loss, recording_update
+    trainer_module.write_atomically = recording_write
+    ClusterMemory.loss, ClusterMemory.update = recording_loss, recording_update
     world = init_distributed()
     try:
-        trainer = run(args, world)
+        trainer = train_run(args.method, run_dir=args.run_dir, scale=args.scale, dataset=args.dataset,
+                            data_root=args.data_root, seed=args.seed, overrides=parse_overrides(args.overrides),
+                            init=args.init, progress=not args.no_progress)
         dumps.mkdir(exist_ok=True)
         torch.save({"world": (world.rank, world.world_size), "model": trainer.model.state_dict(),
                     "centroids": trainer.memory.centroids, "batches": batches, "history": trainer.history,
@@ -334,16 +340,16 @@ def _torchrun_worker(argv: list[str]) -> None:
 def _scwm_torchrun_worker(argv: list[str]) -> None:
     """Train SCWM at tiny scale from a random LabNet (a different one per rank) and save what this rank ends
     with into ``argv[0]``; ``argv[1:]`` are the SynthMarket root and the run folder."""
-    from reidlab import engine
     from reidlab.data import load_dataset
     from reidlab.memory import WeightedMemory
-    from reidlab.models import build_model
-    from reidlab.parts import PartReIDModel
+    from reidlab.models import PartReIDModel, build_model
+    from reidlab.training import Trainer, preset
+    from reidlab.training import trainer as trainer_module
     from reidlab.utils import seed_everything
 
     dumps, data_root, run_dir = (Path(arg) for arg in argv)
     writes, batches = [], []
-    write_atomically, loss, update = engine.write_atomically, WeightedMemory.loss, WeightedMemory.update
+    write_atomically, loss, update = trainer_module.write_atomically, WeightedMemory.loss, WeightedMemory.update
 
     def recording_write(path, write):
         writes.append(Path(path).name)
@@ -357,24 +363,24 @@ def _scwm_torchrun_worker(argv: list[str]) -> None:
         batches[-1].append(targets.tolist())
         update(memory, features, targets, **kwargs)
 
-    engine.write_atomically = recording_write
+    trainer_module.write_atomically = recording_write
     WeightedMemory.loss, WeightedMemory.update = recording_loss, recording_update
     world = init_distributed()
     try:
-        config = engine.preset("scwm", scale="tiny")
+        config = preset("scwm", scale="tiny")
         seed_everything(world.rank)
         model = PartReIDModel.from_model(build_model("labnet", pretrained=False), num_parts=config.num_parts,
                                          part_source=config.part_source)
-        trainer = engine.make_trainer(model, load_dataset("synthmarket", data_root), config, run_dir=run_dir,
-                                      progress=False)
+        trainer = Trainer(model, load_dataset("synthmarket", data_root), config, run_dir=run_dir, progress=False)
         trainer.fit()
         dumps.mkdir(exist_ok=True)
-        feats = trainer.features_
+        stage = trainer.stage
+        feats = stage.features_
         torch.save({"world": (world.rank, world.world_size), "model": trainer.model.state_dict(),
                     "global": feats.global_, "pseudo_masks": feats.pseudo_masks,
-                    "predicted_masks": feats.predicted_masks, "alpha": trainer.alpha_,
-                    "centroids": trainer.memory.centroids, "masks": trainer.smoother.masks,
-                    "classifier": trainer.classifier.weight.detach(), "batches": batches,
+                    "predicted_masks": feats.predicted_masks, "alpha": feats.difficulty,
+                    "centroids": trainer.memory.centroids, "masks": stage.smoother.masks,
+                    "classifier": stage.classifier.weight.detach(), "batches": batches,
                     "history": trainer.history, "writes": writes}, dumps / f"rank{world.rank}.pt")
     finally:
         distributed.cleanup_distributed()

@@ -7,8 +7,14 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.markers import MarkerStyle
 
-import reidlab.embedding as embedding
-from reidlab.embedding import EmbeddingCache, embed_2d, label_colours, plot_embedding, plot_embeddings
+import reidlab.lab.embedding as embedding
+from reidlab.lab.embedding import (
+    EmbeddingCache,
+    embed_2d,
+    label_colours,
+    plot_embedding,
+    plot_embeddings,
+)
 
 
 def clustered_features(n=80, n_centres=6, dim=16, seed=0):
@@ -40,9 +46,9 @@ class FakeTSNE:
 
 def test_tsne_is_deterministic_and_keeps_clusters():
     x, labels = clustered_features()
-    coords = embed_2d(x, method="tsne", seed=0, max_iter=300)
+    coords = embed_2d(x, embedding="tsne", seed=0, max_iter=300)
     assert coords.shape == (80, 2) and coords.dtype == np.float64
-    np.testing.assert_array_equal(coords, embed_2d(torch.from_numpy(x), method="tsne", seed=0, max_iter=300))
+    np.testing.assert_array_equal(coords, embed_2d(torch.from_numpy(x), embedding="tsne", seed=0, max_iter=300))
     assert nearest_neighbour_agreement(coords, labels) >= 0.95
 
 
@@ -64,16 +70,16 @@ def test_tsne_defaults_normalise_rows_and_take_overrides(monkeypatch):
 def test_umap_is_deterministic_and_keeps_clusters():
     # The only UMAP test: the first call compiles numba code (seconds).
     x, labels = clustered_features()
-    coords = embed_2d(x, method="umap", seed=1)
+    coords = embed_2d(x, embedding="umap", seed=1)
     assert coords.shape == (80, 2) and np.isfinite(coords).all()
-    np.testing.assert_array_equal(coords, embed_2d(x, method="umap", seed=1))
+    np.testing.assert_array_equal(coords, embed_2d(x, embedding="umap", seed=1))
     assert nearest_neighbour_agreement(coords, labels) >= 0.95
 
 
 def test_embed_2d_errors():
     x, _ = clustered_features(n=10)
-    with pytest.raises(ValueError, match=r"method must be one of \('tsne', 'umap'\), got 'pca'"):
-        embed_2d(x, method="pca")
+    with pytest.raises(ValueError, match=r"embedding must be one of \('tsne', 'umap'\), got 'pca'"):
+        embed_2d(x, embedding="pca")
     bad = x.copy()
     bad[3, 1] = np.nan
     with pytest.raises(ValueError, match="1 rows hold NaN or inf \\(first: row 3\\)"):
@@ -90,11 +96,11 @@ def test_embed_2d_errors():
         embed_2d(x[0])
 
 
-def test_cache_computes_each_method_once(monkeypatch):
+def test_cache_computes_each_embedding_once(monkeypatch):
     calls = []
 
-    def fake_embed_2d(features, *, method, seed, **kwargs):
-        calls.append((method, seed, kwargs))
+    def fake_embed_2d(features, *, embedding, seed, **kwargs):
+        calls.append((embedding, seed, kwargs))
         return np.full((features.shape[0], 2), float(len(calls)))
 
     monkeypatch.setattr(embedding, "embed_2d", fake_embed_2d)

@@ -11,7 +11,12 @@ import torch
 from matplotlib.colors import to_rgba
 from PIL import Image
 
-from reidlab.evaluation import evaluate, evaluate_rank, pairwise_distance, plot_ranked_results
+from reidlab.evaluation import (
+    evaluate,
+    evaluate_rank,
+    pairwise_distance,
+    plot_ranked_results,
+)
 
 
 def naive_evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank):
@@ -223,8 +228,8 @@ def test_plot_ranked_results_shows_the_kept_ranking(tmp_path):
 
 def test_evaluate_model_equals_the_manual_pipeline(tiny_synthmarket):
     from reidlab.evaluation import evaluate_model
-    from reidlab.features import extract_features
     from reidlab.models import build_model
+    from reidlab.models.features import extract_features
 
     torch.manual_seed(0)
     model = build_model("labnet", pretrained=False)

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from reidlab.data import build_transforms, read_image
-from reidlab.features import extract_features
 from reidlab.models import build_model
+from reidlab.models.features import extract_features
 
 
 def test_features_are_unit_norm_in_record_order(tiny_synthmarket):

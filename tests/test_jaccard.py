@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 
 from reidlab.cluster.jaccard import jaccard_distance
-from reidlab.neighbors import knn_search
+from reidlab.cluster.neighbors import knn_search
 
 
 def clustered_features(n=300, n_centres=20, dim=64, seed=0):

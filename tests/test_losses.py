@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reidlab.losses import (
+from reidlab.training.losses import (
     IdentityClassifier,
     agreement_label_smoothing_loss,
     part_guided_refinement_loss,

@@ -8,7 +8,14 @@ import torch
 import torch.nn.functional as F
 
 from reidlab.cluster import cluster_centroids
-from reidlab.memory import ClusterMemory, HardHybridMemory, HybridMemory, Memory, MinedSlots, cluster_nce
+from reidlab.memory import (
+    ClusterMemory,
+    HardHybridMemory,
+    HybridMemory,
+    Memory,
+    MinedSlots,
+    cluster_nce,
+)
 
 
 def unit(*shape, seed=0, dtype=torch.float64):
@@ -486,14 +493,14 @@ def weighted_batch():
 def test_weighted_from_labels_is_per_stream_class_means(labelled):
     features2d, labels = labelled
     features = torch.stack([features2d, features2d.flip(0), -features2d], dim=1)  # (N, 3, D)
-    memory = WeightedMemory.from_labels(features, labels, update="average")
+    memory = WeightedMemory.from_labels(features, labels, update="mean")
     assert memory.centroids.shape == (3, 3, 8)
     assert (memory.num_streams, memory.num_rows, memory.feature_dim) == (3, 3, 8)
     for s in range(3):
         for c in range(3):
             mean = features[labels == c, s].mean(0)
             torch.testing.assert_close(memory.centroids[s, c], mean / mean.norm())
-    assert memory.update_mode == "average" and memory.momentum == 0.2 and memory.temperature == 0.05
+    assert memory.update_mode == "mean" and memory.momentum == 0.2 and memory.temperature == 0.05
     from_numpy = WeightedMemory.from_labels(features.numpy(), labels)
     torch.testing.assert_close(from_numpy.centroids, memory.centroids)
 
@@ -571,15 +578,15 @@ def test_weighted_separation_loss_matches_naive_eq11(weighted_batch):
     assert float(memory.separation_loss(aligned, targets)) < float(loss)
 
 
-@pytest.mark.parametrize("mode", ["average", "hardest", "weighted"])
+@pytest.mark.parametrize("mode", ["mean", "hard", "weighted"])
 def test_weighted_update_matches_naive(weighted_batch, mode):
     x, targets, raw = weighted_batch
     memory = weighted_memory(update=mode).double()
     before = memory.centroids.clone()
     class_weights = WeightedMemory.class_weights(raw, targets)
-    if mode == "average":
+    if mode == "mean":
         weights = naive_class_weights(torch.ones_like(raw), targets)
-    elif mode == "hardest":
+    elif mode == "hard":
         weights = hardest_weights(before, targets, x)
     else:
         weights = class_weights
@@ -596,12 +603,31 @@ def test_weighted_update_renormalises_raw_weights_and_needs_them(weighted_batch)
     from_normalised.update(x, targets, weights=WeightedMemory.class_weights(raw, targets))
     torch.testing.assert_close(from_raw.centroids, from_normalised.centroids)
     before = from_raw.centroids.clone()
-    with pytest.raises(ValueError, match=r"update='weighted' needs weights=, the \(B, S\) Eq. 8 weights"):
+    with pytest.raises(ValueError, match=r"update='weighted' needs the batch's indexes= \(with a stored difficulty\) or weights="):
         from_raw.update(x, targets)
     assert torch.equal(from_raw.centroids, before)
-    average = weighted_memory(update="average").double()
-    average.update(x, targets)  # the other modes need no weights
-    assert not torch.equal(average.centroids, weighted_memory().double().centroids)
+    mean = weighted_memory(update="mean").double()
+    mean.update(x, targets)  # the other modes need no weights
+    assert not torch.equal(mean.centroids, weighted_memory().double().centroids)
+
+
+def test_weighted_memory_weights_the_batch_by_its_stored_difficulty(weighted_batch):
+    """With the training set's agreements stored, ``indexes`` give Eq. 8's weights: the loop's interface."""
+    x, targets, _ = weighted_batch
+    difficulty = torch.rand(20, 2, generator=torch.Generator().manual_seed(43), dtype=torch.float64)  # (N, l)
+    indexes = torch.tensor([3, 17, 0, 9, 12, 5, 19, 8])
+    expected = WeightedMemory.class_weights(WeightedMemory.raw_weights(difficulty[indexes]), targets)
+    memory = weighted_memory(difficulty=difficulty).double()
+    torch.testing.assert_close(memory.batch_weights(targets, indexes), expected)
+    torch.testing.assert_close(memory.loss(x, targets, indexes=indexes), memory.loss(x, targets, weights=expected))
+    by_weights = weighted_memory().double()
+    memory.update(x, targets, indexes=indexes)
+    by_weights.update(x, targets, weights=expected)
+    torch.testing.assert_close(memory.centroids, by_weights.centroids)
+    features = unit(20, 3, 8, seed=44)
+    labels = np.arange(20) % 5
+    from_labels = WeightedMemory.from_labels(features, labels, difficulty=difficulty)
+    assert torch.equal(from_labels.difficulty, difficulty)
 
 
 def test_weighted_loss_leaves_memory_unchanged(weighted_batch):
@@ -615,8 +641,12 @@ def test_weighted_loss_leaves_memory_unchanged(weighted_batch):
 
 def test_weighted_errors(weighted_batch):
     x, targets, raw = weighted_batch
-    with pytest.raises(ValueError, match="update must be 'average', 'hardest' or 'weighted', got 'mean'"):
-        weighted_memory(update="mean")
+    with pytest.raises(ValueError, match="update must be 'mean', 'hard' or 'weighted', got 'average'"):
+        weighted_memory(update="average")
+    with pytest.raises(ValueError, match=r"difficulty must be \(N, l\) with l = 2 part streams, got shape \(4, 3\)"):
+        weighted_memory(difficulty=torch.rand(4, 3))
+    with pytest.raises(ValueError, match="no difficulty to weight with"):
+        weighted_memory().batch_weights(targets, torch.arange(len(targets)))
     with pytest.raises(ValueError, match=r"centroids must be a non-empty \(S, K, D\) array .*got shape \(5, 8\)"):
         WeightedMemory(unit(5, 8))
     with pytest.raises(ValueError, match=r"features must be \(N, S, D\)"):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from reidlab import neighbors
-from reidlab.neighbors import faiss_gpu_available, knn_search
+from reidlab.cluster import neighbors
+from reidlab.cluster.neighbors import faiss_gpu_available, knn_search
 
 
 def unit_rows(n, dim, seed=0):

@@ -6,8 +6,10 @@ import pytest
 import torch
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from reidlab import notebook
-from reidlab.notebook import METRICS_MIME, read_metrics, record, run_notebook
+from reidlab.config import NOTEBOOK_DIR, check_scale
+from reidlab.data import prepare_dataset
+from reidlab.lab import notebook
+from reidlab.lab.notebook import METRICS_MIME, read_metrics, record, run_notebook
 
 
 def test_recorded_values_become_plain_json():
@@ -36,7 +38,7 @@ def test_read_metrics_merges_outputs_in_order(tmp_path):
 def test_run_notebook_injects_parameters_and_reads_metrics(tmp_path):
     params = new_code_cell("scale = 'lab'\nvalue = 1")
     params.metadata["tags"] = ["parameters"]
-    nb = new_notebook(cells=[params, new_code_cell("from reidlab.notebook import record\nrecord(scale=scale, doubled=2 * value)")],
+    nb = new_notebook(cells=[params, new_code_cell("from reidlab.lab.notebook import record\nrecord(scale=scale, doubled=2 * value)")],
                       metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}})
     source = tmp_path / "src" / "01_probe.ipynb"
     source.parent.mkdir()
@@ -48,9 +50,9 @@ def test_run_notebook_injects_parameters_and_reads_metrics(tmp_path):
 
 def test_scale_and_dataset_errors():
     with pytest.raises(ValueError, match="scale must be one of .* got 'huge'"):
-        notebook.check_scale("huge")
+        check_scale("huge")
     with pytest.raises(ValueError, match="needs its root folder"):
-        notebook.prepare_dataset("market1501", None)
+        prepare_dataset("market1501", None)
 
 
 def test_notebook_prefix_selection(tmp_path):
@@ -61,7 +63,7 @@ def test_notebook_prefix_selection(tmp_path):
 
 
 def test_format_summary():
-    run = notebook.NotebookRun(notebook.NOTEBOOK_DIR / "00_x.ipynb", notebook.NOTEBOOK_DIR / "out.ipynb", 3.0,
+    run = notebook.NotebookRun(NOTEBOOK_DIR / "00_x.ipynb", NOTEBOOK_DIR / "out.ipynb", 3.0,
                                {"mAP": 0.123456, "n": 5, "losses": [1, 2]})
     text = notebook.format_summary([run])
     assert "00_x.ipynb" in text and "0.1235" in text and "losses" not in text

@@ -2,12 +2,19 @@
 by value (below) and against its baseline in tests/baselines/ (tests/regression.py)."""
 
 import pytest
+from regression import (
+    RERECORD_HINT,
+    check,
+    environment,
+    notebooks,
+    orphan_baselines,
+    run_tiny,
+)
 
-from regression import RERECORD_HINT, check, environment, notebooks, orphan_baselines, run_tiny
-from reidlab.engine import MEMORY_UPDATES, preset
+from reidlab.config import NOTEBOOK_DIR
 from reidlab.data.synthmarket import PART_NAMES
-from reidlab.parts import DEFAULT_ETA, part_names
-from reidlab.notebook import NOTEBOOK_DIR
+from reidlab.parsing import DEFAULT_ETA, part_names
+from reidlab.training import MEMORY_UPDATES, preset
 
 
 @pytest.fixture(scope="session")

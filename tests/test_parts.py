@@ -1,4 +1,4 @@
-"""Tests of reidlab.parts: part features, the part model, SCWM's cascaded parsing, mask smoothing, losses, IoU."""
+"""Tests of reidlab.models.parts and reidlab.parsing: part features, the part model, SCWM's cascaded parsing, mask smoothing, losses, IoU."""
 
 import itertools
 import math
@@ -10,21 +10,23 @@ import torch.nn.functional as F
 from PIL import Image
 
 from reidlab.data.datasets import Record
-from reidlab.models import build_model
-from reidlab.parts import (
-    DEFAULT_ETA,
-    MaskSmoother,
+from reidlab.models import (
     PartHead,
     PartReIDModel,
+    build_model,
+    masked_part_features,
+    stripe_features,
+)
+from reidlab.parsing import (
+    DEFAULT_ETA,
+    MaskSmoother,
     cascade_steps,
     cascaded_parsing,
     diversity_loss,
     kmeans_1d,
     load_part_masks,
-    masked_part_features,
     parsing_iou,
     parsing_loss,
-    stripe_features,
 )
 
 # ------------------------------------------------------------------------------------ part features

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 import regression
 from regression import (
     AVERAGE_PRECISION,

@@ -8,10 +8,19 @@ from papermill.exceptions import PapermillExecutionError
 
 from reidlab import reproduce
 from reidlab.cli import main
-from reidlab.engine import METHODS, TrainConfig, preset
-from reidlab.notebook import NotebookRun
-from reidlab.paper_results import PAPER_RESULTS, find_paper_result
-from reidlab.reproduce import EXPERIMENTS, Experiment, Run, plan_experiments, run_experiments, write_table
+from reidlab.lab.notebook import NotebookRun
+from reidlab.reproduce import (
+    EXPERIMENTS,
+    Experiment,
+    Run,
+    plan_experiments,
+    run_experiments,
+    write_table,
+)
+from reidlab.reproduce.paper_results import PAPER_RESULTS, find_paper_result
+from reidlab.training import METHODS, NAMED_PRESETS, TrainConfig, preset
+
+RUNNABLE = (*METHODS, *NAMED_PRESETS)  # what a reproduction run may name
 
 RUN_COUNTS = {  # experiment: (runs at lab/tiny scale, runs at full scale)
     "main": (4, 11),
@@ -36,7 +45,7 @@ def test_registry_expansion(scale):
         assert len({run.label for run in runs}) == len(runs)  # one folder per run
         assert len({run.folder("r") for run in runs}) == len(runs)
         for run in runs:
-            assert run.method in METHODS and set(run.overrides) <= config_fields
+            assert run.method in RUNNABLE and set(run.overrides) <= config_fields
             assert run.folder("r").parts == ("r", name, scale, run.label)
             if scale == "full":
                 assert run.dataset == run.paper_dataset and run.label.endswith(f"-{run.dataset}")
@@ -69,7 +78,7 @@ def test_sweeps_map_to_the_papers_rows():
         (False, False), (True, False), (False, True), (True, True)]
     assert [find_paper_result("scwm", "msmt17", r.paper_settings).mAP for r in parsing] == [48.8, 48.7, 49.3, 49.1]
     updates = EXPERIMENTS["scwm_update"].plan("full", ["market1501"])
-    assert [r.overrides["memory_update"] for r in updates] == ["average", "hardest", "weighted"]
+    assert [r.overrides["memory_update"] for r in updates] == ["mean", "hard", "weighted"]
     assert [find_paper_result("scwm", "market1501", r.paper_settings).mAP for r in updates] == [87.2, 87.4, 87.5]
     mean, hard = EXPERIMENTS["cc_update"].plan("full", ["market1501"])
     assert (mean.method, hard.method) == ("cluster_contrast", "cluster_contrast_hard")
@@ -84,7 +93,7 @@ def test_plan_selection_and_errors():
     # Several experiments: each runs on the chosen datasets it has; one without them is left out.
     msmt = plan_experiments(["hhcl_mu", "cc_update", "scwm_update"], scale="full", datasets=["msmt17"])
     assert [(r.experiment, r.label) for r in msmt] == [("cc_update", "mean-msmt17"), ("cc_update", "hard-msmt17")] + [
-        ("scwm_update", f"{u}-msmt17") for u in ("average", "hardest", "weighted")]
+        ("scwm_update", f"{u}-msmt17") for u in ("mean", "hard", "weighted")]
     with pytest.raises(ValueError, match="none of hhcl_mu, scwm_update has runs on dukemtmcreid"):
         plan_experiments(["hhcl_mu", "scwm_update"], scale="full", datasets=["dukemtmcreid"])
     with pytest.raises(ValueError, match="unknown experiment 'nope'; valid: main, hhcl_mu"):
@@ -134,9 +143,9 @@ def test_dry_run_prints_and_runs_nothing(tmp_path, capsys):
 
 
 def test_cli_errors(tmp_path, capsys):
-    assert main(["reproduce"]) == 2
-    assert "reidlab: error: name at least one experiment" in capsys.readouterr().err
-    assert main(["reproduce", "--table", "--results", str(tmp_path)]) == 2
+    assert main(["reproduce"]) == 2  # a usage error
+    assert "reidlab reproduce: error: name at least one experiment" in capsys.readouterr().err
+    assert main(["reproduce", "--table", "--results", str(tmp_path)]) == 1  # a runtime error: nothing to tabulate
     assert f"no finished run under {tmp_path}/" in capsys.readouterr().err
     assert main(["reproduce", "hhcl_mu", "--scale", "lab", "--dataset", "dukemtmcreid"]) == 2
     assert "--dataset can only be market1501 or synthmarket" in capsys.readouterr().err
@@ -150,13 +159,13 @@ def _market_layout(root):
 
 
 def test_missing_dataset_says_where_to_put_it(tmp_path, capsys):
-    assert main(["reproduce", "hhcl_mu", "--scale", "full", "--data-root", str(tmp_path)]) == 2
+    assert main(["reproduce", "hhcl_mu", "--scale", "full", "--data-root", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(
-        f"reidlab: error: Market-1501 not found under {tmp_path}: put its folder Market-1501-v15.09.15/ (holding "
+        f"reidlab reproduce: error: Market-1501 not found under {tmp_path}: put its folder Market-1501-v15.09.15/ (holding "
         f"bounding_box_train/, query/, bounding_box_test/) into {tmp_path}/"
     )
-    assert main(["reproduce", "cc_update", "--scale", "full"]) == 2
+    assert main(["reproduce", "cc_update", "--scale", "full"]) == 1
     err = capsys.readouterr().err
     assert "full scale trains on the real datasets, which reidlab cannot download: pass --data-root DIR" in err
     assert "Market-1501-v15.09.15/" in err and "MSMT17_V1/ (holding train/, test/, list_train.txt" in err
@@ -332,7 +341,7 @@ def test_paper_results_are_sane():
     assert len(set(keys)) == len(keys)
     for result in PAPER_RESULTS:
         assert result.paper and result.table.startswith("Table ") and result.source == f"{result.paper} {result.table}"
-        assert result.method in METHODS and result.dataset in reproduce.PAPER_DATASETS
+        assert result.method in RUNNABLE and result.dataset in reproduce.PAPER_DATASETS
         assert 0 <= result.mAP <= 100 and 0 <= result.rank1 <= 100
         assert result.mAP < result.rank1  # true of every row copied; catches swapped columns
         assert result.backbone.startswith("ResNet-50")
@@ -362,7 +371,7 @@ def test_cc_update_end_to_end_at_tiny_scale(tiny_synthmarket_root, tmp_path, cap
         history = json.loads((folder / "train" / "history.json").read_text())
         assert metrics["mAP"] == history[-1]["mAP"]
         config = json.loads((folder / "config.json").read_text())
-        assert config["config"]["method"] == method and config["data_root"] == str(tiny_synthmarket_root.resolve())
+        assert config["config"]["method"] == preset(method, scale="tiny").method and config["data_root"] == str(tiny_synthmarket_root.resolve())
         notebook = (folder / "notebook.ipynb").read_text()
         assert "image/png" in notebook  # the training curves
     table = (tmp_path / "results.md").read_text()

@@ -3,11 +3,11 @@ import pytest
 import torch
 
 from reidlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from reidlab.engine import Trainer, make_trainer, preset
 from reidlab.memory import WeightedMemory
-from reidlab.models import build_model
-from reidlab.parts import PartReIDModel
-from reidlab.scwm import PartTrainer, flip_pad_crop
+from reidlab.models import PartReIDModel, build_model
+from reidlab.training import Trainer, preset
+from reidlab.training.parts import PartStage, flip_pad_crop
+from reidlab.training.stages import Batch
 from reidlab.utils import seed_everything
 
 
@@ -20,8 +20,8 @@ def part_model(config, seed=0):
 @pytest.mark.parametrize("method", ["scwm", "pplr_stripes"])
 def test_each_part_method_trains_at_tiny_scale(method, tiny_synthmarket, tmp_path):
     config = preset(method, scale="tiny")
-    trainer = make_trainer(part_model(config), tiny_synthmarket, config, run_dir=tmp_path, progress=False)
-    assert isinstance(trainer, PartTrainer)
+    trainer = Trainer(part_model(config), tiny_synthmarket, config, run_dir=tmp_path, progress=False)
+    assert isinstance(trainer.stage, PartStage)
     history = trainer.fit()
     assert [e["epoch"] for e in history] == list(range(config.epochs))
     memory = trainer.memory
@@ -45,7 +45,7 @@ def test_each_part_method_trains_at_tiny_scale(method, tiny_synthmarket, tmp_pat
 
 def test_scwm_resume_restores_the_smoothed_masks(tiny_synthmarket, tmp_path):
     config = preset("scwm", scale="tiny", epochs=2, gamma_epochs=3, eval_step=2)
-    full = make_trainer(part_model(config), tiny_synthmarket, config, run_dir=tmp_path / "full", progress=False)
+    full = Trainer(part_model(config), tiny_synthmarket, config, run_dir=tmp_path / "full", progress=False)
     full_history = full.fit()
 
     class Interrupt(Exception):
@@ -56,28 +56,26 @@ def test_scwm_resume_restores_the_smoothed_masks(tiny_synthmarket, tmp_path):
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        make_trainer(part_model(config), tiny_synthmarket, config, run_dir=tmp_path / "cut", progress=False,
+        Trainer(part_model(config), tiny_synthmarket, config, run_dir=tmp_path / "cut", progress=False,
                      callbacks=[stop]).fit()
-    resumed = make_trainer(part_model(config, seed=5), tiny_synthmarket, config, run_dir=tmp_path / "cut",
+    resumed = Trainer(part_model(config, seed=5), tiny_synthmarket, config, run_dir=tmp_path / "cut",
                            progress=False)
     history = resumed.fit(resume=True)
     for a, b in zip(full_history, history):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
         assert a.get("mAP") == pytest.approx(b.get("mAP"), abs=1e-6)
-    assert torch.allclose(full.smoother.masks, resumed.smoother.masks, atol=1e-6)
+    assert torch.allclose(full.stage.smoother.masks, resumed.stage.smoother.masks, atol=1e-6)
 
 
-def test_the_trainers_refuse_the_wrong_method_or_model(tiny_synthmarket):
+def test_the_trainer_refuses_a_model_the_method_cannot_train(tiny_synthmarket):
     config = preset("scwm", scale="tiny")
-    with pytest.raises(ValueError, match="make_trainer"):
-        Trainer(part_model(config), tiny_synthmarket, config, progress=False)
-    with pytest.raises(ValueError, match="PartReIDModel"):
-        make_trainer(build_model("labnet", pretrained=False), tiny_synthmarket, config, progress=False)
+    with pytest.raises(ValueError, match="needs a reidlab.models.PartReIDModel"):
+        Trainer(build_model("labnet", pretrained=False), tiny_synthmarket, config, progress=False)
     stripes = preset("pplr_stripes", scale="tiny")
     with pytest.raises(ValueError, match="3 stripes parts but the config asks for 4 parsing"):
-        make_trainer(part_model(stripes), tiny_synthmarket, config, progress=False)
-    with pytest.raises(ValueError, match="make_trainer"):
-        PartTrainer(build_model("labnet", pretrained=False), tiny_synthmarket, preset("hhcl", scale="tiny"))
+        Trainer(part_model(stripes), tiny_synthmarket, config, progress=False)
+    with pytest.raises(ValueError, match="trains the global embedding, but the model is a PartReIDModel"):
+        Trainer(part_model(config), tiny_synthmarket, preset("hhcl", scale="tiny"))
 
 
 def test_part_config_errors():
@@ -85,8 +83,8 @@ def test_part_config_errors():
         preset("scwm", scale="tiny", losses=("wnce", "center"))
     with pytest.raises(ValueError, match="need part_source='parsing'"):
         preset("pplr_stripes", scale="tiny", losses=("id", "parsing"))
-    with pytest.raises(ValueError, match="memory_update must be one of"):
-        preset("scwm", scale="tiny", memory_update="mean")
+    with pytest.raises(ValueError, match="memory_update of method 'scwm' must be one of"):
+        preset("scwm", scale="tiny", memory_update="average")
     assert preset("scwm", scale="tiny", losses=["id", "wnce"]).losses == ("id", "wnce")  # from JSON
 
 
@@ -103,7 +101,7 @@ def test_full_scale_presets_follow_the_papers():
     pplr = preset("pplr_stripes", dataset="market1501")
     assert (pplr.part_source, pplr.num_parts, pplr.losses, pplr.beta, pplr.aals_start_epoch) == (
         "stripes", 3, ("id", "triplet"), 0.5, 5)
-    with pytest.raises(ValueError, match="full-scale presets exist for"):
+    with pytest.raises(ValueError, match="full-scale presets of 'scwm' exist for"):
         preset("scwm", dataset="dukemtmcreid")
 
 
@@ -156,7 +154,7 @@ def test_flip_pad_crop_moves_images_and_masks_together():
 
 def test_extracted_part_features_match_the_model(tiny_synthmarket):
     from reidlab.data.loaders import build_test_loader
-    from reidlab.scwm import extract_part_features
+    from reidlab.training.parts import extract_part_features
 
     config = preset("scwm", scale="tiny")
     model = part_model(config).eval()
@@ -175,26 +173,30 @@ def test_extracted_part_features_match_the_model(tiny_synthmarket):
 def test_loss_terms_follow_eq_13_to_15_and_the_aals_switch(tiny_synthmarket):
     import torch.nn.functional as F
 
-    from reidlab.losses import agreement_label_smoothing_loss, part_guided_refinement_loss
+    from reidlab.training.losses import (
+        agreement_label_smoothing_loss,
+        part_guided_refinement_loss,
+    )
 
     config = preset("scwm", scale="tiny", aals_start_epoch=1)
-    trainer = make_trainer(part_model(config), tiny_synthmarket, config, progress=False)
-    features = trainer._features()
-    labels = trainer.build_memory(features, trainer.pseudo_label(features), 0)
+    trainer = Trainer(part_model(config), tiny_synthmarket, config, progress=False)
+    features = trainer.clustering_features()
+    labels = trainer.build_memory(features, trainer.pseudo_label(features.global_), 0)
     indexes = torch.from_numpy(np.flatnonzero(labels >= 0)[:12])
     targets = torch.from_numpy(labels[indexes.numpy()]).long()
     images = torch.randn(len(indexes), 3, config.height, config.width, generator=torch.Generator().manual_seed(0))
     out = trainer.model.train().forward_parts(images)
-    masks = trainer.smoother(indexes)
-    weights = trainer.memory.class_weights(WeightedMemory.raw_weights(trainer.alpha_[indexes]), targets)
-    logits = trainer.classifier(torch.cat([out.global_[:, None], out.parts], dim=1))
-    alpha = trainer.alpha_[indexes]
+    stage = trainer.stage
+    masks = stage.smoother(indexes)
+    weights = trainer.memory.class_weights(WeightedMemory.raw_weights(features.difficulty[indexes]), targets)
+    logits = stage.classifier(torch.cat([out.global_[:, None], out.parts], dim=1))
+    alpha = features.difficulty[indexes]
     refinement = part_guided_refinement_loss(logits[:, 0], logits[:, 1:], targets, alpha, beta=config.beta)
     # Before aals_start_epoch the parts use PPLR's CrossEntropyLabelSmooth (epsilon 0.1), then AALS (Eq. 13).
     smoothed = sum(F.cross_entropy(logits[:, 1 + k], targets, label_smoothing=0.1) for k in range(4)) / 4
     aals = sum(agreement_label_smoothing_loss(logits[:, 1 + k], targets, alpha[:, k]) for k in range(4)) / 4
     for epoch, part_term in ((0, smoothed), (1, aals)):
-        terms = trainer._loss_terms(out, targets, indexes, masks, weights, epoch)
+        terms = stage.loss_terms(out, Batch(images, targets, indexes, {"masks": masks}), epoch)
         assert set(terms) == set(config.losses)
         torch.testing.assert_close(terms["id"], refinement + part_term)
     assert not torch.allclose(smoothed, aals)  # the switch is visible
@@ -205,13 +207,14 @@ def test_loss_terms_follow_eq_13_to_15_and_the_aals_switch(tiny_synthmarket):
 
 def test_memory_is_updated_after_each_optimiser_step_without_gradient(tiny_synthmarket, monkeypatch):
     config = preset("scwm", scale="tiny", epochs=1)
-    trainer = make_trainer(part_model(config), tiny_synthmarket, config, progress=False)
+    trainer = Trainer(part_model(config), tiny_synthmarket, config, progress=False)
     first = next(p for p in trainer.model.parameters() if p.requires_grad)
     calls = []
     original = WeightedMemory.update
 
     def spy(self, features, targets, **kwargs):
-        calls.append((int(trainer.optimizer.state[first]["step"]), features.requires_grad, kwargs["weights"]))
+        weights = self.batch_weights(targets, kwargs["indexes"])  # Eq. 8 from the stored difficulty
+        calls.append((int(trainer.optimizer.state[first]["step"]), features.requires_grad, weights))
         return original(self, features, targets, **kwargs)
 
     monkeypatch.setattr(WeightedMemory, "update", spy)

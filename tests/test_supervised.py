@@ -1,5 +1,5 @@
 from reidlab.models import build_model
-from reidlab.supervised import SupervisedConfig, train_supervised
+from reidlab.training.supervised import SupervisedConfig, train_supervised
 from reidlab.utils import seed_everything
 
 
@@ -21,7 +21,7 @@ def test_supervised_training_lowers_the_loss_and_repeats(tiny_synthmarket):
 def test_supervised_model_is_cached(tiny_synthmarket, tmp_path, monkeypatch):
     import torch
 
-    from reidlab import supervised
+    from reidlab.training import supervised
 
     config = SupervisedConfig(epochs=1, iters=2, batch_size=16)
     first = supervised.supervised_model(tiny_synthmarket, config=config, cache_dir=tmp_path, progress=False)

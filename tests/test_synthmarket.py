@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from reidlab.cli import main
 from reidlab.data import synthmarket as sm
+from reidlab.data.synthmarket import writer
 
 MARKET = re.compile(r"([-\d]+)_c(\d)")  # the regex the Market-1501 loaders use
 FULL_NAME = re.compile(r"^(-1|\d{4})_c([1-6])s([1-6])_(\d{6})_(\d{2})\.jpg$")
@@ -184,7 +186,7 @@ def test_interrupted_generation_leaves_nothing_loadable(tmp_path, monkeypatch):
         written.append(spec.stem)
         image.save(root / spec.split / f"{spec.stem}.jpg", format="JPEG", quality=quality)
 
-    monkeypatch.setattr(sm, "_write_sample", failing_writer)
+    monkeypatch.setattr(writer, "_write_sample", failing_writer)
     with pytest.raises(KeyboardInterrupt):
         sm.generate_synthmarket(tmp_path / "SynthMarket", config=MICRO, workers=0, progress=False)
     assert len(written) == 5
@@ -203,7 +205,7 @@ def test_existing_root_is_reused_refused_or_overwritten(tiny, tmp_path, monkeypa
         raise AssertionError("a complete dataset with the same parameters must be reused")
 
     with monkeypatch.context() as patch:
-        patch.setattr(sm, "_render_all", must_not_render)
+        patch.setattr(writer, "_render_all", must_not_render)
         with caplog.at_level(logging.INFO, logger=sm.__name__):
             assert sm.generate_synthmarket(tiny, preset="tiny", seed=0, progress=False) == tiny
         assert "reusing" in caplog.text
@@ -242,7 +244,7 @@ def test_invalid_arguments_are_explained(tmp_path):
 
 def test_cli_generates_tiny_and_prints_counts(tmp_path, capsys):
     root = tmp_path / "cli"
-    assert sm.main(["--root", str(root), "--preset", "tiny", "--seed", "3", "--workers", "0", "--no-progress"]) == 0
+    assert main(["data", "--root", str(root), "--preset", "tiny", "--seed", "3", "--workers", "0", "--no-progress"]) == 0
     out = capsys.readouterr().out
     manifest = json.loads((root / sm.MANIFEST_NAME).read_text())
     assert str(root) in out and manifest["seed"] == 3

@@ -5,8 +5,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from reidlab.memory import ClusterMemory, HardHybridMemory, HybridMemory
-from reidlab.toy import (
+from reidlab.lab.toy import (
     MEMORY_KINDS,
     MemoryToy,
     MuToy,
@@ -19,6 +18,7 @@ from reidlab.toy import (
     toy_clusters,
     toy_update_step,
 )
+from reidlab.memory import ClusterMemory, HardHybridMemory, HybridMemory
 
 
 @pytest.fixture(scope="module")

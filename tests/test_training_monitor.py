@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from reidlab.widgets import TrainingMonitor
+from reidlab.lab.widgets import TrainingMonitor
 
 
 def fake_history(epochs=5, eval_every=2):

@@ -8,7 +8,12 @@ import torch
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
-from reidlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, RandomErasing, build_transforms
+from reidlab.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    RandomErasing,
+    build_transforms,
+)
 
 
 def _image(height: int = 40, width: int = 20, seed: int = 0) -> Image.Image:

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reidlab.viz import PART_COLOURS, image_grid, mask_to_rgb, overlay_mask, plot_masks
+from reidlab.lab.viz import (
+    PART_COLOURS,
+    image_grid,
+    mask_to_rgb,
+    overlay_mask,
+    plot_masks,
+)
 
 
 def test_mask_to_rgb_and_overlay():
@@ -40,7 +46,7 @@ def test_plot_masks_needs_mask_paths(tmp_path):
 
 
 def test_parsing_to_mask_moves_background_to_zero_and_upsamples():
-    from reidlab.viz import parsing_to_mask
+    from reidlab.lab.viz import parsing_to_mask
 
     labels = np.array([[0, 3], [1, 2], [3, 3]])  # l = 4: parts 0..2, background 3
     mask = parsing_to_mask(labels, num_parts=4)
@@ -58,7 +64,7 @@ def test_parsing_to_mask_moves_background_to_zero_and_upsamples():
 
 
 def test_overlay_parsing_leaves_the_background():
-    from reidlab.viz import PARSING_COLOURS, overlay_parsing
+    from reidlab.lab.viz import PARSING_COLOURS, overlay_parsing
 
     image = np.full((4, 2, 3), 100, dtype=np.uint8)
     labels = np.array([[0], [1]])  # l = 2: part 0 on top, background below
@@ -70,7 +76,7 @@ def test_overlay_parsing_leaves_the_background():
 def test_plot_parsings_layouts_and_errors():
     import torch
 
-    from reidlab.viz import plot_parsings
+    from reidlab.lab.viz import plot_parsings
 
     images = [np.zeros((8, 4, 3), dtype=np.uint8)] * 3
     parsings = {"a": torch.zeros(3, 2, 1, dtype=torch.long), "b": [np.ones((2, 1), dtype=np.int64)] * 3}

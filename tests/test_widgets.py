@@ -8,10 +8,15 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-import reidlab.embedding as embedding
-from reidlab.cluster import DBSCANPseudoLabeler, EmptyClusteringError, cluster_quality, jaccard_distance
-from reidlab.notebook import record
-from reidlab.widgets import ClusteringExplorer, ClusterResult, plot_sweep
+import reidlab.lab.embedding as embedding
+from reidlab.cluster import (
+    DBSCANPseudoLabeler,
+    EmptyClusteringError,
+    cluster_quality,
+    jaccard_distance,
+)
+from reidlab.lab.notebook import record
+from reidlab.lab.widgets import ClusteringExplorer, ClusterResult, plot_sweep
 
 
 def clustered_features(n=200, n_centres=12, dim=32, noise=1.0, seed=0):
@@ -193,8 +198,8 @@ def test_static_figure_shows_truth_and_pseudo_labels(data):
 def test_embedding_is_computed_once(data, monkeypatch):
     calls = []
 
-    def fake_embed_2d(features, *, method, seed, **kwargs):
-        calls.append(method)
+    def fake_embed_2d(features, *, embedding, seed, **kwargs):
+        calls.append(embedding)
         return features[:, :2].astype(np.float64)
 
     monkeypatch.setattr(embedding, "embed_2d", fake_embed_2d)

@@ -10,6 +10,7 @@ from reidlab.cluster.dbscan import (
     outliers_as_classes,
 )
 from reidlab.cluster.jaccard import jaccard_distance
+from reidlab.cluster.neighbors import knn_search
 from reidlab.cluster.quality import ClusterQuality, cluster_quality
 from reidlab.cluster.reliability import SelfPacedRefiner, one_minus_iou
 
@@ -24,6 +25,7 @@ __all__ = [
     "global_agreement",
     "jaccard_distance",
     "knn_agreement",
+    "knn_search",
     "one_minus_iou",
     "outliers_as_classes",
 ]

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from reidlab.neighbors import knn_search
+from reidlab.cluster.neighbors import knn_search
 
 __all__ = ["global_agreement", "knn_agreement"]
 
@@ -24,7 +24,7 @@ def knn_agreement(
 ) -> np.ndarray | Tensor:
     """alpha^pk, the IoU of the kNN sets of the global feature and of each part feature (SCWM Eq. 7).
 
-    Neighbours are found with :func:`reidlab.neighbors.knn_search` by cosine similarity (every row is
+    Neighbours are found with :func:`reidlab.cluster.neighbors.knn_search` by cosine similarity (every row is
     L2-normalised here first; for unit-norm rows this is the Euclidean ranking PPLR searches). As in
     PPLR's ``compute_cross_agreement`` / ``compute_ranked_list``, a sample's set is its ``k`` nearest
     OTHER samples: the search asks for ``k + 1`` and drops rank 0, the sample itself. Both sets have ``k``

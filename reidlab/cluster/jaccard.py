@@ -4,7 +4,7 @@ Encoding", CVPR 2017), as SpCL, Cluster Contrast, HHCL and SCWM compute it befor
 The authors' ``compute_jaccard_distance`` fills dense N x N float32 matrices in Python loops. Only a small
 fraction of the entries is non-zero, so this module keeps every stage sparse and vectorised:
 
-1. kNN lists of length k1, the sample itself at rank 0 (:func:`reidlab.neighbors.knn_search`).
+1. kNN lists of length k1, the sample itself at rank 0 (:func:`reidlab.cluster.neighbors.knn_search`).
 2. k-reciprocal sets R(i, k) = {j in kNN(i)[:k+1] : i in kNN(j)[:k+1]}, for k = k1 and k = round(k1 / 2);
    the lists hold only k1 entries, so for k = k1 the slice is in effect [:k1] (as in the reference).
 3. Expansion R*(i) = R(i, k1) plus every R(c, round(k1/2)), c in R(i, k1), that shares more than 2/3 of
@@ -27,7 +27,7 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
-from reidlab.neighbors import as_float32_array, knn_search
+from reidlab.cluster.neighbors import as_float32_array, knn_search
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def jaccard_distance(
             (round half to even, as ``np.around`` in the reference: 30 -> 15).
         k2: number of nearest neighbours (the sample included) averaged in the local query expansion;
             1 switches it off.
-        use_gpu: faiss on the GPU for the kNN search; see :func:`reidlab.neighbors.knn_search`.
+        use_gpu: faiss on the GPU for the kNN search; see :func:`reidlab.cluster.neighbors.knn_search`.
         output: ``"sparse"`` returns a ``scipy.sparse.csr_matrix`` (N, N) float32 whose stored entries are
             every pair with m > 0, i.e. distance < 1, the zero diagonal and zero distances included as
             explicit entries; a pair that is not stored is at distance exactly 1. scikit-learn's

@@ -22,7 +22,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from reidlab.cluster.dbscan import DBSCANPseudoLabeler, dbscan_labels, outliers_as_classes
+from reidlab.cluster.dbscan import (
+    DBSCANPseudoLabeler,
+    dbscan_labels,
+    outliers_as_classes,
+)
 
 __all__ = ["SelfPacedRefiner", "one_minus_iou"]
 

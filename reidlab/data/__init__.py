@@ -11,29 +11,30 @@ from reidlab.data.datasets import (
     load_dataset,
     relabel,
 )
-from reidlab.data.loaders import IterLoader, ImageDataset, build_test_loader, build_train_loader, read_image
+from reidlab.data.loaders import (
+    ImageDataset,
+    IterLoader,
+    build_test_loader,
+    build_train_loader,
+    read_image,
+)
+from reidlab.data.prepare import prepare_dataset
 from reidlab.data.sampler import PKSampler
-from reidlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, RandomErasing, build_transforms
-
-# The generator is imported on first use, so that `python -m reidlab.data.synthmarket` does not find its
-# own module already imported by this package.
-_SYNTHMARKET_NAMES = {"generate_synthmarket": "generate_synthmarket", "SynthMarketConfig": "SynthMarketConfig",
-                      "SYNTHMARKET_PRESETS": "PRESETS"}
-
-
-def __getattr__(name: str):
-    if name in _SYNTHMARKET_NAMES:
-        from reidlab.data import synthmarket
-
-        return getattr(synthmarket, _SYNTHMARKET_NAMES[name])
-    raise AttributeError(f"module 'reidlab.data' has no attribute {name!r}")
-
+from reidlab.data.synthmarket import PART_NAMES, SynthMarketConfig, generate_synthmarket
+from reidlab.data.synthmarket import PRESETS as SYNTHMARKET_PRESETS
+from reidlab.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    RandomErasing,
+    build_transforms,
+)
 
 __all__ = [
     "DATASETS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "MSMT17",
+    "PART_NAMES",
     "SYNTHMARKET_PRESETS",
     "DukeMTMCreID",
     "ImageDataset",
@@ -50,6 +51,7 @@ __all__ = [
     "build_transforms",
     "generate_synthmarket",
     "load_dataset",
+    "prepare_dataset",
     "read_image",
     "relabel",
 ]

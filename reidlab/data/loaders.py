@@ -46,7 +46,7 @@ class ImageDataset(Dataset):
         cache: Keep every decoded image in memory after its first read (fast repeated epochs on
             small datasets): ``True`` for a cache of this dataset's own, or a dict (index -> image)
             to share one cache between datasets over the same records, e.g. the training loader of
-            every epoch and the feature extraction (``reidlab.engine.Trainer`` does). Each DataLoader
+            every epoch and the feature extraction (``reidlab.training.Trainer`` does). Each DataLoader
             worker holds its own copy, which lives as long as the worker: the loader builders keep
             workers alive between epochs when ``cache`` is set.
     """

@@ -1,0 +1,259 @@
+"""2-D embeddings of re-ID features for plots: t-SNE and UMAP, cached, and scatter plots by label.
+
+Notebook 01 colours one embedding of the training features by the true identities and by the
+pseudo-labels of DBSCAN (SPEC sections 2-3). The embedding is the slow part (seconds to a minute) and does
+not depend on the labels, so :class:`EmbeddingCache` computes it once and every recolouring afterwards
+only redraws (:func:`plot_embedding`, :func:`plot_embeddings`).
+
+References:
+    van der Maaten and Hinton, "Visualizing Data using t-SNE", JMLR 2008 (``sklearn.manifold.TSNE``).
+    McInnes, Healy and Melville, "UMAP: Uniform Manifold Approximation and Projection", 2018 (umap-learn).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any, Literal
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from reidlab.cluster.neighbors import as_float32_array
+
+__all__ = ["EMBEDDINGS", "EmbeddingCache", "embed_2d", "label_colours", "plot_embedding", "plot_embeddings"]
+
+EMBEDDINGS = ("tsne", "umap")
+# Fewest samples embed_2d accepts: t-SNE's perplexity (N - 1) / 3 must stay >= 1, UMAP needs neighbours.
+MIN_SAMPLES = 5
+# Outliers (DBSCAN label -1): small grey crosses under the clusters.
+OUTLIER_STYLE = {"marker": "x", "color": "0.6", "linewidths": 0.8}
+
+
+def embed_2d(
+    features: np.ndarray | torch.Tensor,
+    *,
+    embedding: Literal["tsne", "umap"] = "tsne",
+    seed: int = 0,
+    **kwargs: Any,
+) -> np.ndarray:
+    """A 2-D embedding of ``features`` (N, D) for scatter plots, by t-SNE or UMAP.
+
+    Rows are L2-normalised first: re-ID features are compared by cosine similarity, and on unit vectors the
+    squared Euclidean distance is ``2 - 2 cos`` (the test distance of SPEC section 5).
+
+    * ``"tsne"``: ``sklearn.manifold.TSNE`` with ``init="pca"``, Euclidean distance on the normalised rows
+      and perplexity ``min(30, (N - 1) / 3)`` (30 is scikit-learn's default; the cap keeps it below
+      N / 3 on small sets, where the affinities would otherwise be near-uniform).
+    * ``"umap"``: ``umap.UMAP`` with ``n_neighbors=15`` (at most N - 1), ``min_dist=0.1``, cosine metric,
+      ``random_state=seed`` (umap-learn's defaults, with the metric of re-ID). umap-learn is imported here,
+      not with reidlab, because its import (numba) takes seconds; its first call also compiles.
+
+    Args:
+        features: (N, D) NumPy array or torch tensor (any device), N >= 5.
+        embedding: ``"tsne"`` or ``"umap"``.
+        seed: random state of the embedding; the same seed gives the same coordinates.
+        **kwargs: options of ``TSNE`` or ``UMAP`` that replace the defaults above (``perplexity=50``...).
+
+    Returns:
+        coords (N, 2) float64.
+
+    Raises:
+        ValueError: unknown ``embedding``, non-finite or all-zero rows, N < 5 or D < 2.
+    """
+    if embedding not in EMBEDDINGS:
+        raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
+    x = _unit_rows(features)
+    n = x.shape[0]
+    if embedding == "tsne":
+        from sklearn.manifold import TSNE
+
+        options = {"perplexity": min(30.0, (n - 1) / 3), "init": "pca", "random_state": seed, **kwargs}
+        coords = TSNE(n_components=2, **options).fit_transform(x)
+    else:
+        import umap
+
+        # An explicit n_jobs=1 avoids umap-learn's warning that random_state forces one thread.
+        options = {"n_neighbors": min(15, n - 1), "min_dist": 0.1, "metric": "cosine", "n_jobs": 1, **kwargs}
+        coords = umap.UMAP(n_components=2, random_state=seed, **options).fit_transform(x)
+    return np.asarray(coords, dtype=np.float64)
+
+
+def _unit_rows(features: np.ndarray | torch.Tensor) -> np.ndarray:
+    """``features`` (N, D) as float32 with unit rows, after checking what the embeddings need."""
+    x = as_float32_array(features)
+    n, dim = x.shape
+    if n < MIN_SAMPLES:
+        raise ValueError(f"need at least {MIN_SAMPLES} samples to embed, got N={n}")
+    if dim < 2:
+        raise ValueError(f"need features of dimension D >= 2 to embed in 2-D, got D={dim}")
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"features must be finite; {int(bad.sum())} rows hold NaN or inf (first: row {int(np.flatnonzero(bad)[0])})"
+        )
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise ValueError(
+            f"features have {int((norms == 0).sum())} all-zero rows, which have no direction to embed "
+            f"(first: row {int(np.flatnonzero(norms[:, 0] == 0)[0])})"
+        )
+    return x / norms
+
+
+class EmbeddingCache:
+    """The 2-D embeddings of one feature matrix, each computed once (recolouring is then instant).
+
+    Args:
+        features: (N, D) features (NumPy or torch); checked now, embedded on first request.
+        seed: random state passed to :func:`embed_2d`.
+
+    Attributes:
+        n_computed_: how many embeddings were computed (not served from the cache).
+
+    Example:
+        >>> cache = EmbeddingCache(features)
+        >>> fig = plot_embedding(cache.get("tsne"), true_ids)   # computes t-SNE
+        >>> fig = plot_embedding(cache.get("tsne"), pseudo)     # cached
+    """
+
+    def __init__(self, features: np.ndarray | torch.Tensor, *, seed: int = 0) -> None:
+        self.features = _unit_rows(features)
+        self.seed = seed
+        self.n_computed_ = 0
+        self._coords: dict[tuple, np.ndarray] = {}
+
+    def get(self, embedding: Literal["tsne", "umap"] = "tsne", **kwargs: Hashable) -> np.ndarray:
+        """coords (N, 2) of ``embedding`` with options ``kwargs`` (see :func:`embed_2d`); a fresh copy."""
+        key = (embedding, tuple(sorted(kwargs.items())))
+        if key not in self._coords:
+            self._coords[key] = embed_2d(self.features, embedding=embedding, seed=self.seed, **kwargs)
+            self.n_computed_ += 1
+        return self._coords[key].copy()
+
+    def __contains__(self, embedding: str) -> bool:
+        """Whether ``embedding`` with default options is already computed."""
+        return (embedding, ()) in self._coords
+
+    def __repr__(self) -> str:
+        computed = sorted({embedding for embedding, _ in self._coords})
+        return f"{type(self).__name__}(N={self.features.shape[0]}, seed={self.seed}, computed={computed})"
+
+
+def label_colours(max_colours: int = 20) -> np.ndarray:
+    """(max_colours, 4) RGBA of a qualitative palette without greys (grey marks outliers).
+
+    The palette is matplotlib's ``tab20`` (its ten strong colours first, then their light versions),
+    then ``tab20b`` and ``tab20c``; greys are left out, which leaves 54 colours.
+
+    Raises:
+        ValueError: ``max_colours`` is not between 1 and the palette size.
+    """
+    tab20, tab20b, tab20c = (matplotlib.colormaps[name].colors for name in ("tab20", "tab20b", "tab20c"))
+    colours = [*tab20[0::2], *tab20[1::2], *tab20b, *tab20c]
+    rgba = np.array([to_rgba(c) for c in colours])
+    palette = rgba[np.ptp(rgba[:, :3], axis=1) > 0.05]
+    if not 1 <= max_colours <= len(palette):
+        raise ValueError(f"max_colours must be between 1 and {len(palette)}, got {max_colours}")
+    return palette[:max_colours]
+
+
+def plot_embedding(
+    coords: np.ndarray,
+    labels: np.ndarray | torch.Tensor | list,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    outlier_label: Hashable | None = -1,
+    legend: bool = False,
+    max_colours: int = 20,
+    s: float = 8,
+) -> Figure:
+    """Scatter ``coords`` coloured by ``labels`` (true identities or pseudo-labels).
+
+    Labels are sorted and the k-th label gets colour ``k mod max_colours`` of :func:`label_colours`, so the
+    colours are deterministic, and DBSCAN's pseudo-labels 0..C-1 get colour ``label mod max_colours``.
+    With more labels than colours, colours repeat. Samples with ``outlier_label`` (DBSCAN's -1) are drawn
+    as small grey crosses under the clusters (the collection with gid ``"outliers"``; the others have gid
+    ``"labelled"``).
+
+    Args:
+        coords: (N, 2) embedding, e.g. from :func:`embed_2d`.
+        labels: (N,) one label per sample.
+        ax: axes to draw into; a new figure when ``None``.
+        title: axes title.
+        outlier_label: the label drawn as an outlier; ``None`` for no outliers (e.g. true identities).
+        legend: add a legend (one entry per label up to ``max_colours`` labels, plus the outliers).
+        max_colours: palette size (1..54).
+        s: marker size of the labelled samples (outliers use 0.75 s).
+
+    Returns:
+        The figure that holds the axes.
+
+    Raises:
+        ValueError: shapes disagree or ``max_colours`` is out of range.
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if coords.ndim != 2 or coords.shape[1] != 2 or labels.shape != (coords.shape[0],):
+        raise ValueError(f"need coords (N, 2) and labels (N,), got shapes {coords.shape} and {labels.shape}")
+    palette = label_colours(max_colours)
+    if ax is None:
+        fig = Figure(figsize=(5, 5), layout="constrained")
+        ax = fig.add_subplot()
+    is_outlier = labels == outlier_label if outlier_label is not None else np.zeros(labels.shape, dtype=bool)
+    names, rank = np.unique(labels[~is_outlier], return_inverse=True)
+    if is_outlier.any():
+        outliers = ax.scatter(*coords[is_outlier].T, s=0.75 * s, zorder=1, **OUTLIER_STYLE)
+        outliers.set_gid("outliers")
+    labelled = ax.scatter(*coords[~is_outlier].T, s=s, c=palette[rank % len(palette)], linewidths=0, zorder=2)
+    labelled.set_gid("labelled")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_aspect("equal", adjustable="datalim")
+    if title is not None:
+        ax.set_title(title, fontsize=10)
+    if legend:
+        handles = [
+            Line2D([], [], linestyle="", marker="o", markersize=5, color=palette[k % len(palette)], label=str(name))
+            for k, name in enumerate(names[:max_colours])
+        ]
+        if len(names) > max_colours:
+            handles.append(Line2D([], [], linestyle="", label=f"+{len(names) - max_colours} more (colours repeat)"))
+        if is_outlier.any():
+            handles.append(Line2D([], [], linestyle="", marker="x", color="0.6", label=f"outliers ({outlier_label})"))
+        ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    return ax.get_figure()
+
+
+def plot_embeddings(
+    coords: np.ndarray,
+    labelings: Mapping[str, np.ndarray | torch.Tensor | list],
+    *,
+    panel_size: float = 4.5,
+    **kwargs: Any,
+) -> Figure:
+    """Side-by-side :func:`plot_embedding` panels of one embedding, one per labelling.
+
+    Example: ``plot_embeddings(coords, {"ground truth": pids, "pseudo-labels": labels})``.
+
+    Args:
+        coords: (N, 2) embedding.
+        labelings: panel title -> (N,) labels.
+        panel_size: inches per panel (square).
+        **kwargs: options of :func:`plot_embedding` for every panel (``outlier_label``, ``s``...).
+
+    Raises:
+        ValueError: ``labelings`` is empty.
+    """
+    if not labelings:
+        raise ValueError("labelings must hold at least one labelling, e.g. {'ground truth': pids}")
+    fig = Figure(figsize=(panel_size * len(labelings), panel_size), layout="constrained")
+    axes = fig.subplots(1, len(labelings), squeeze=False)[0]
+    for ax, (name, labels) in zip(axes, labelings.items()):
+        plot_embedding(coords, labels, ax=ax, title=name, **kwargs)
+    return fig

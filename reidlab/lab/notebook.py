@@ -1,0 +1,187 @@
+"""Notebook tooling: recorded metrics and papermill execution.
+
+Every notebook in ``notebooks/`` starts with a ``parameters`` cell (``scale``, ``dataset``,
+``data_root``, ``seed``...) so that papermill can run it at ``tiny`` scale (tests), ``lab`` scale
+(``make demo``, CPU minutes) or ``full`` scale (the papers' settings, GPU). Key results are recorded with
+:func:`record`, which writes them into the notebook's own outputs under a dedicated MIME type, so an
+executed copy carries its metrics and :func:`read_metrics` reads them back (tests, summaries).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reidlab.config import NOTEBOOK_DIR, check_scale
+
+logger = logging.getLogger(__name__)
+
+METRICS_MIME = "application/vnd.reidlab.metrics+json"
+
+
+def _plain(value: Any) -> Any:
+    """Turn numpy/torch scalars and arrays into JSON-serialisable Python values."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays/scalars, torch tensors
+        return _plain(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    raise TypeError(f"cannot record {type(value).__name__} value {value!r}: use numbers, strings, lists or dicts")
+
+
+def record(**metrics: Any) -> None:
+    """Record named results in the running notebook's output.
+
+    Papermill keeps every output of an executed notebook, so the metrics travel with the executed copy
+    and :func:`read_metrics` can read them back. The values are checked (JSON-like) everywhere and
+    displayed only inside IPython; nothing is returned, so a ``record(...)`` at the end of a cell does
+    not print the values again.
+
+    Args:
+        **metrics: names and JSON-like values (numbers, strings, lists, dicts, numpy/torch scalars).
+    """
+    values = _plain(metrics)
+    from IPython import get_ipython
+    from IPython.display import display
+
+    if get_ipython() is not None:
+        text = "recorded: " + ", ".join(f"{k}={_short(v)}" for k, v in values.items())
+        display({METRICS_MIME: values, "text/plain": text}, raw=True)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def read_metrics(notebook: str | Path) -> dict[str, Any]:
+    """All metrics recorded by :func:`record` in an executed notebook (later records win).
+
+    Args:
+        notebook: path of an executed ``.ipynb``.
+    """
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    metrics: dict[str, Any] = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = output.get("data", {})
+            if METRICS_MIME in data:
+                metrics.update(data[METRICS_MIME])
+    return metrics
+
+
+def list_notebooks(directory: str | Path = NOTEBOOK_DIR) -> list[Path]:
+    """The workbench notebooks in teaching order (``NN_name.ipynb``)."""
+    return sorted(p for p in Path(directory).glob("[0-9][0-9]_*.ipynb"))
+
+
+@dataclass
+class NotebookRun:
+    """The outcome of one papermill execution."""
+
+    notebook: Path
+    output: Path
+    seconds: float
+    metrics: dict[str, Any]
+
+
+def run_notebook(
+    notebook: str | Path,
+    output: str | Path,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    progress: bool = True,
+) -> NotebookRun:
+    """Execute ``notebook`` with papermill into ``output`` and read back its metrics.
+
+    The notebook runs with its own folder as working directory and with this Python's kernel.
+
+    Args:
+        notebook: the source notebook.
+        output: where the executed copy is written (its folder is created).
+        parameters: values injected after the notebook's ``parameters`` cell.
+        progress: show papermill's cell progress bar.
+    """
+    import papermill
+
+    notebook, output = Path(notebook), Path(output)
+    if not notebook.is_file():
+        raise FileNotFoundError(f"notebook {str(notebook)!r} does not exist")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    papermill.execute_notebook(
+        str(notebook),
+        str(output),
+        parameters=dict(parameters or {}),
+        cwd=str(notebook.parent),
+        progress_bar=progress,
+        kernel_name="python3",
+    )
+    return NotebookRun(notebook, output, time.perf_counter() - start, read_metrics(output))
+
+
+def run_notebooks(
+    out_dir: str | Path,
+    *,
+    scale: str = "lab",
+    notebooks: Iterable[str | Path] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> list[NotebookRun]:
+    """Execute notebooks (all of them by default) at ``scale`` into ``out_dir``.
+
+    Args:
+        out_dir: folder of the executed copies (``<name>.ipynb``) and ``metrics.json``.
+        scale: ``"tiny"``, ``"lab"`` or ``"full"``, passed to every notebook.
+        notebooks: paths, or name prefixes such as ``"00"``; all notebooks when ``None``.
+        parameters: extra parameters for every notebook (``data_root``, ``seed``...).
+        progress: show progress bars.
+    """
+    check_scale(scale)
+    available = list_notebooks()
+    if notebooks is None:
+        chosen = available
+    else:
+        chosen = []
+        for item in notebooks:
+            path = Path(item)
+            matches = [path] if path.suffix == ".ipynb" else [p for p in available if p.name.startswith(str(item))]
+            if not matches:
+                names = ", ".join(p.name for p in available)
+                raise ValueError(f"no notebook matches {str(item)!r}; available: {names}")
+            chosen.extend(matches)
+    out_dir = Path(out_dir)
+    runs = []
+    for notebook in chosen:
+        params = {"scale": scale, **dict(parameters or {})}
+        logger.info("running %s at %s scale", notebook.name, scale)
+        runs.append(run_notebook(notebook, out_dir / notebook.name, params, progress=progress))
+    summary = {run.notebook.name: {"seconds": round(run.seconds, 1), **run.metrics} for run in runs}
+    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+    return runs
+
+
+def format_summary(runs: Iterable[NotebookRun], *, max_metrics: int = 8) -> str:
+    """A short text summary: one block per notebook with its time and its scalar metrics."""
+    lines = []
+    for run in runs:
+        lines.append(f"{run.notebook.name}  ({run.seconds:.0f} s)  ->  {run.output}")
+        scalars = [(k, v) for k, v in run.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        for key, value in scalars[:max_metrics]:
+            lines.append(f"    {key:<32} {value:.4g}" if isinstance(value, float) else f"    {key:<32} {value}")
+    return "\n".join(lines)

@@ -1,0 +1,687 @@
+"""A 2-D toy feature space for seeing the memories move and the HHCL loss terms pull.
+
+With D = 2 every L2-normalised feature is a point on the unit circle, so a memory row, a batch sample
+and a gradient can all be drawn. Everything here runs the real memories of :mod:`reidlab.memory` on such
+features; nothing re-implements their maths:
+
+* :func:`toy_clusters` makes clusters of angles; :func:`toy_batch` a P x K batch of them.
+* :func:`toy_update_step` builds a memory with the class's own constructor and calls its ``update`` once
+  (SPEC section 4: ``c <- m c + (1 - m) x``, re-normalised; HHCL Eq. 4 and Eq. 8); :func:`plot_memory_update`
+  draws the rows before and after, :func:`row_softmax` / :func:`plot_row_softmax` what the temperature
+  does to the logits ``x . row / tau``. Taught in ``notebooks/02_memory_banks.ipynb``.
+* :func:`query_pull` differentiates HHCL's two loss terms (L_cls, HHCL Eq. 3; L_ins, Eqs. 5-7) with
+  respect to one query and weighs them as Eq. 2 does; :func:`plot_query_pull` draws the pull of each.
+  Taught in ``notebooks/03_hard_mining.ipynb``.
+* :class:`MemoryToy` and :class:`MuToy` put sliders on them (ipywidgets); their ``static_figure`` draws the
+  current state, because an executed notebook keeps figures but not the output of live widgets.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import ipywidgets
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle
+
+from reidlab.lab.widgets import png_output
+from reidlab.memory import ClusterMemory, HardHybridMemory, HybridMemory
+
+__all__ = [
+    "MEMORY_KINDS",
+    "MemoryToy",
+    "MuToy",
+    "plot_memory_update",
+    "plot_query_pull",
+    "plot_row_softmax",
+    "query_pull",
+    "row_softmax",
+    "toy_batch",
+    "toy_clusters",
+    "toy_update_step",
+]
+
+# "mean" / "hard": Cluster Contrast's ClusterMemory (SPEC 4.2); "hybrid": HHCL's HardHybridMemory
+# (SPEC 4.3); "instance": SpCL's HybridMemory (SPEC 4.1).
+MEMORY_KINDS = ("mean", "hard", "hybrid", "instance")
+MemoryKind = Literal["mean", "hard", "hybrid", "instance"]
+
+# Axis half-width of the circle plots: the unit circle plus room for the markers.
+_LIMIT = 1.3
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def toy_clusters(
+    n_clusters: int = 4, per_cluster: int = 12, *, spread: float = 0.35, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clusters of unit vectors on the circle: ``per_cluster`` noisy angles around each of ``n_clusters`` centres.
+
+    The centres are evenly spaced with a random rotation; each point's angle is its centre's plus Gaussian
+    noise of standard deviation ``spread`` (radians). Same arguments, same points.
+
+    Args:
+        n_clusters: number of clusters (>= 1).
+        per_cluster: points per cluster (>= 1).
+        spread: angle noise in radians (>= 0).
+        seed: seed of the draw.
+
+    Returns:
+        ``features (N, 2)`` float32 unit rows and ``labels (N,)`` int64 cluster ids 0..n_clusters-1,
+        cluster by cluster (N = n_clusters * per_cluster).
+    """
+    if int(n_clusters) != n_clusters or n_clusters < 1:
+        raise ValueError(f"n_clusters must be a positive integer, got {n_clusters}")
+    if int(per_cluster) != per_cluster or per_cluster < 1:
+        raise ValueError(f"per_cluster must be a positive integer, got {per_cluster}")
+    if not spread >= 0:
+        raise ValueError(f"spread must be >= 0 (radians), got {spread}")
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0.0, 2 * np.pi) + 2 * np.pi * np.arange(n_clusters) / n_clusters
+    labels = np.repeat(np.arange(n_clusters, dtype=np.int64), per_cluster)
+    angles = centres[labels] + spread * rng.standard_normal(labels.size)
+    return np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32), labels
+
+
+def toy_batch(labels: np.ndarray, *, num_classes: int = 2, per_class: int = 4, seed: int = 0) -> np.ndarray:
+    """A P x K batch like the training sampler's (SPEC 4.2: identities x images): dataset indices (B,).
+
+    Draws ``num_classes`` distinct clusters, then ``per_class`` distinct members of each (all members
+    when a cluster is smaller); outliers (-1) are never drawn.
+
+    Args:
+        labels: (N,) cluster ids, -1 for outliers.
+        num_classes: clusters in the batch (at most the number of clusters).
+        per_class: samples per cluster.
+        seed: seed of the draw.
+
+    Returns:
+        (B,) int64 indices into ``labels``, grouped by cluster.
+    """
+    labels = np.asarray(labels)
+    classes = np.unique(labels[labels >= 0])
+    if classes.size == 0:
+        raise ValueError("labels hold no cluster (all are -1)")
+    if not 1 <= num_classes <= classes.size:
+        raise ValueError(f"num_classes must be in [1, {classes.size}] (the number of clusters), got {num_classes}")
+    if per_class < 1:
+        raise ValueError(f"per_class must be >= 1, got {per_class}")
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(classes, size=num_classes, replace=False)
+    parts = []
+    for c in chosen:
+        members = np.flatnonzero(labels == c)
+        parts.append(rng.choice(members, size=min(per_class, members.size), replace=False))
+    return np.concatenate(parts).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------- memory updates
+
+
+def toy_update_step(
+    memory_kind: MemoryKind,
+    features: np.ndarray | torch.Tensor,
+    labels: np.ndarray | torch.Tensor,
+    batch_idx: np.ndarray | torch.Tensor,
+    *,
+    momentum: float,
+    temperature: float,
+    seed: int = 0,
+    batch_noise: float = 0.1,
+    num_instances: int | None = None,
+) -> dict[str, Any]:
+    """Build a memory from ``features`` with the class's own constructor, then call its ``update`` once.
+
+    * ``"mean"``: :meth:`ClusterMemory.from_labels` with ``update="mean"``: every batch sample moves its
+      centroid in turn, ``c <- m c + (1 - m) x``, re-normalised (SPEC 4.2).
+    * ``"hard"``: ``update="hard"``: only the batch sample least similar to its centroid (the hardest
+      positive, :meth:`ClusterMemory.hardest_positives`) moves it (SPEC 4.2).
+    * ``"hybrid"``: HHCL's :meth:`HardHybridMemory.from_labels`: the centroid moves towards the class's
+      batch mean (HHCL Eq. 4) and the class's instance slots are overwritten by its batch features
+      (Eq. 8; SPEC 4.3).
+    * ``"instance"``: SpCL's :class:`HybridMemory` (one row per sample, :meth:`HybridMemory.set_labels`):
+      each batch sample moves its own row (SPEC 4.1).
+
+    Args:
+        memory_kind: one of :data:`MEMORY_KINDS`.
+        features: (N, D) L2-normalised features (D = 2 in the toy).
+        labels: (N,) cluster ids 0..C-1 (-1: outlier; SpCL makes it its own class).
+        batch_idx: (B,) dataset indices of the batch (clustered samples, except for ``"instance"``).
+        momentum: m of the update.
+        temperature: tau of the memory (the update does not use it; :func:`row_softmax` does).
+        seed: seed of the batch noise and of HHCL's slot draw (``"hybrid"``).
+        batch_noise: the batch features are the stored ones plus Gaussian noise of this standard deviation,
+            re-normalised: the model has changed, and the images are augmented, since the memory was
+            filled. With 0, SpCL's rows would not move (the batch would equal them).
+        num_instances: P, HHCL's slots per cluster; None: the most batch samples of one class (HHCL sets P
+            to the batch's images per identity, SPEC 4.3).
+
+    Returns:
+        A dict: ``kind``, ``momentum``, ``temperature``; ``features (N, D)``, ``labels (N,)``;
+        ``batch_idx (B,)``, ``batch (B, D)`` (the features the update used), ``batch_labels (B,)``;
+        ``rows_before`` and ``rows_after (R, D)``, the rows the loss scores (centroids, or SpCL's instance
+        rows) and ``row_labels (R,)`` their class; ``moved (R,)`` the rows the update touched; for
+        ``"hybrid"`` ``slots_before`` and ``slots_after (C, P, D)`` and ``slot_indexes_before`` /
+        ``slot_indexes_after (C, P)`` (else None); for ``"hard"`` ``hardest (K,)``, the batch position of
+        the sample each class present was updated with, in increasing class order (else None); ``memory``,
+        the memory after the update. Arrays are NumPy.
+    """
+    if memory_kind not in MEMORY_KINDS:
+        raise ValueError(f"memory_kind must be one of {MEMORY_KINDS}, got {memory_kind!r}")
+    x = torch.as_tensor(features)
+    y = torch.as_tensor(labels).long()
+    idx = torch.as_tensor(batch_idx).long()
+    if x.ndim != 2 or y.shape != (x.shape[0],):
+        raise ValueError(f"need features (N, D) and labels (N,), got shapes {tuple(x.shape)} and {tuple(y.shape)}")
+    if idx.ndim != 1 or idx.numel() == 0 or bool(((idx < 0) | (idx >= x.shape[0])).any()):
+        raise ValueError(
+            f"batch_idx must be a non-empty (B,) array of indices in [0, {x.shape[0]}), got {idx.tolist()}"
+        )
+    if not batch_noise >= 0:
+        raise ValueError(f"batch_noise must be >= 0, got {batch_noise}")
+    noise = torch.from_numpy(np.random.default_rng(seed).standard_normal((idx.numel(), x.shape[1])))
+    batch, batch_labels = F.normalize(x[idx] + batch_noise * noise.to(x), dim=1), y[idx]
+    if memory_kind != "instance" and bool((batch_labels < 0).any()):
+        raise ValueError(f"batch_idx must select clustered samples (label >= 0) for {memory_kind!r}")
+
+    slots_before = slots_after = slot_indexes_before = slot_indexes_after = hardest = None
+    if memory_kind in ("mean", "hard"):
+        memory = ClusterMemory.from_labels(x, y, momentum=momentum, temperature=temperature, update=memory_kind)
+        rows_before = memory.centroids.clone()
+        if memory_kind == "hard":
+            hardest = memory.hardest_positives(batch, batch_labels).cpu().numpy()
+        memory.update(batch, batch_labels)
+        rows_after, row_labels = memory.centroids, torch.arange(memory.num_rows)
+        moved = torch.isin(row_labels, batch_labels)
+    elif memory_kind == "hybrid":
+        if num_instances is None:
+            num_instances = int(torch.bincount(batch_labels).max())
+        memory = HardHybridMemory.from_labels(
+            x, y, num_instances=num_instances, seed=seed, momentum=momentum, temperature=temperature
+        )
+        rows_before, slots_before = memory.centroids.clone(), memory.instances.clone()
+        slot_indexes_before = memory.slot_indexes.clone()
+        memory.update(batch, batch_labels, indexes=idx)
+        rows_after, slots_after, slot_indexes_after = memory.centroids, memory.instances, memory.slot_indexes
+        row_labels = torch.arange(memory.num_clusters)
+        moved = torch.isin(row_labels, batch_labels)
+    else:
+        memory = HybridMemory(x, momentum=momentum, temperature=temperature).set_labels(y)
+        rows_before = memory.features.clone()
+        memory.update(batch, indexes=idx)
+        rows_after, row_labels = memory.features, memory.labels
+        moved = torch.isin(torch.arange(memory.num_rows), idx)
+
+    def numpy(t: torch.Tensor | None) -> np.ndarray | None:
+        return None if t is None else t.detach().cpu().numpy().copy()
+
+    return {
+        "kind": memory_kind,
+        "momentum": float(momentum),
+        "temperature": float(temperature),
+        "features": numpy(x),
+        "labels": numpy(y),
+        "batch_idx": numpy(idx),
+        "batch": numpy(batch),
+        "batch_labels": numpy(batch_labels),
+        "rows_before": numpy(rows_before),
+        "rows_after": numpy(rows_after),
+        "row_labels": numpy(row_labels),
+        "moved": numpy(moved),
+        "slots_before": numpy(slots_before),
+        "slots_after": numpy(slots_after),
+        "slot_indexes_before": numpy(slot_indexes_before),
+        "slot_indexes_after": numpy(slot_indexes_after),
+        "hardest": hardest,
+        "memory": memory,
+    }
+
+
+def row_softmax(step: dict[str, Any], *, sample: int = 0) -> np.ndarray:
+    """Softmax of one batch sample's logits ``x . row / tau`` over the rows before the update, (R,).
+
+    The logits the loss sees (SPEC section 4): ClusterNCE's for the centroids, SpCL's per-row logits
+    (which its loss averages per class) for ``"instance"``. A small tau makes the softmax peaked, a large
+    one flat.
+
+    Args:
+        step: a :func:`toy_update_step` result.
+        sample: position in the batch.
+    """
+    if not 0 <= sample < len(step["batch"]):
+        raise ValueError(f"sample must be in [0, {len(step['batch'])}) (a batch position), got {sample}")
+    logits = torch.from_numpy(step["rows_before"]) @ torch.from_numpy(step["batch"][sample]) / step["temperature"]
+    return torch.softmax(logits.double(), dim=0).numpy()
+
+
+def plot_memory_update(step: dict[str, Any], *, ax: Axes | None = None, title: str | None = None) -> Figure:
+    """One memory update on the unit circle (notebook ``02_memory_banks``).
+
+    All points faint, coloured by cluster; the batch marked with black edges; each memory row before the
+    update hollow and after filled (diamonds), an arrow for every row that moved. SpCL's instance memory
+    (``"instance"``) draws only the batch's rows; HHCL's slots (``"hybrid"``) are small squares, arrows
+    for the overwritten ones; ``"hard"`` rings the hardest positive each centroid was updated with.
+
+    Args:
+        step: a :func:`toy_update_step` result (D = 2).
+        ax: axes to draw into; a new figure when None.
+        title: axes title; default names the memory and the momentum.
+    """
+    fig, ax = _circle_axes(ax)
+    ax.scatter(*step["features"].T, color=_colours(step["labels"]), s=18, alpha=0.35, linewidths=0)
+    ax.scatter(*step["batch"].T, color=_colours(step["batch_labels"]), s=45, edgecolors="k", linewidths=0.8,
+               label="batch", zorder=3)
+    if step["hardest"] is not None:
+        ax.scatter(*step["batch"][step["hardest"]].T, s=200, facecolors="none", edgecolors="k", linewidths=1.6,
+                   label="hardest positive (used)", zorder=3)
+    if step["slots_before"] is not None:
+        slot_labels = np.broadcast_to(np.arange(step["slots_before"].shape[0])[:, None], step["slots_before"].shape[:2])
+        changed = np.any(step["slots_before"] != step["slots_after"], axis=-1)
+        ax.scatter(*step["slots_before"][changed].T, marker="s", s=28, facecolors="none",
+                   edgecolors=_colours(slot_labels[changed]), linewidths=1.0, label="slot before", zorder=4)
+        ax.scatter(*step["slots_after"].reshape(-1, 2).T, marker="s", s=28, color=_colours(slot_labels.ravel()),
+                   edgecolors="0.3", linewidths=0.5, label="slot after", zorder=4)
+        for b, a, c in zip(step["slots_before"][changed], step["slots_after"][changed], _colours(slot_labels[changed])):
+            _arrow(ax, b, a, c, lw=0.8, style="dashed")
+    shown = step["moved"] if step["kind"] == "instance" else np.ones_like(step["moved"])
+    before, after = step["rows_before"][shown], step["rows_after"][shown]
+    row_colours = _colours(step["row_labels"][shown])
+    ax.scatter(*before.T, marker="D", s=75, facecolors="none", edgecolors=row_colours, linewidths=1.5,
+               label="row before", zorder=5)
+    ax.scatter(*after.T, marker="D", s=75, color=row_colours, edgecolors="k", linewidths=0.8,
+               label="row after", zorder=6)
+    for b, a, c in zip(before, after, row_colours):
+        _arrow(ax, b, a, c, lw=1.6)
+    default = f"{_KIND_NAMES[step['kind']]}: m = {step['momentum']:.2f}, one update with {len(step['batch'])} samples"
+    ax.set_title(default if title is None else title, fontsize=9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False, markerscale=0.7)
+    return fig
+
+
+def plot_row_softmax(step: dict[str, Any], *, sample: int = 0, ax: Axes | None = None) -> Figure:
+    """Bar chart of :func:`row_softmax`: one batch sample's probabilities over the memory rows.
+
+    Bars are coloured by the row's class; the sample's own class is named in the title.
+    """
+    probs = row_softmax(step, sample=sample)
+    if ax is None:
+        fig = Figure(figsize=(4.5, 3), layout="constrained")
+        ax = fig.add_subplot()
+    ax.bar(np.arange(probs.size), probs, color=_colours(step["row_labels"]), width=0.8)
+    ax.set_ylim(0, 1.05)
+    if probs.size <= 20:
+        ax.set_xticks(np.arange(probs.size))
+    ax.set_xlabel("memory row" if step["kind"] == "instance" else "centroid")
+    ax.set_ylabel("softmax probability")
+    ax.set_title(
+        f"batch sample {sample} (class {int(step['batch_labels'][sample])}): "
+        f"softmax(x . row / tau), tau = {step['temperature']:.3g}",
+        fontsize=8,
+    )
+    return ax.get_figure()
+
+
+# ---------------------------------------------------------------------------------------------- HHCL's pull
+
+
+def query_pull(
+    memory: HardHybridMemory, query: np.ndarray | torch.Tensor, target: int, *, mu: float
+) -> dict[str, Any]:
+    """The pull of HHCL's two loss terms on one query: their negative gradients, weighted as in Eq. 2.
+
+    ``L = mu L_cls + (1 - mu) L_ins`` (HHCL Eq. 2, SPEC 4.3). The query is copied, L2-normalised and made
+    a leaf tensor; ``torch.autograd`` differentiates :meth:`HardHybridMemory.cluster_loss` (L_cls,
+    ClusterNCE against the centroids, Eq. 3) and :meth:`HardHybridMemory.instance_loss` (L_ins, Eq. 5,
+    over the hardest positive slot of Eq. 6 and the hardest negative slots of Eq. 7) with respect to it.
+    ``memory.mu`` is not used: ``mu`` is the argument. Taught in notebook ``03_hard_mining``.
+
+    The gradients are those of the unconstrained query; only their component tangent to the sphere
+    (``v - (v . q) q``) moves a unit vector once it is re-normalised.
+
+    Args:
+        memory: an HHCL memory.
+        query: (D,) the query feature.
+        target: its cluster id in [0, C).
+        mu: weight of L_cls in [0, 1].
+
+    Returns:
+        A dict of NumPy values: ``query (D,)`` (normalised), ``target``, ``mu``; ``loss_cls``, ``loss_ins``
+        (unweighted) and ``loss`` (= mu L_cls + (1 - mu) L_ins); ``grad_cls``, ``grad_ins (D,)`` the
+        unweighted gradients; ``pull_cls = -mu grad_cls``, ``pull_ins = -(1 - mu) grad_ins`` and
+        ``pull_total`` their sum; ``positive_slot`` (Eq. 6) and ``hardest_positive (D,)`` its row;
+        ``negative_classes (C-1,)``, ``negative_slots (C-1,)`` (Eq. 7) and ``hardest_negatives (C-1, D)``.
+    """
+    if not 0.0 <= mu <= 1.0:
+        raise ValueError(f"mu must be in [0, 1], got {mu}")
+    reference = memory.centroids
+    q = torch.as_tensor(query).to(device=reference.device, dtype=reference.dtype).detach().clone()
+    if q.shape != (memory.feature_dim,):
+        raise ValueError(
+            f"query must be a ({memory.feature_dim},) vector like the memory rows, got shape {tuple(q.shape)}"
+        )
+    if not 0 <= int(target) < memory.num_clusters:
+        raise ValueError(f"target must be a cluster id in [0, {memory.num_clusters}), got {target}")
+    q = F.normalize(q, dim=0)[None].requires_grad_(True)  # (1, D) leaf
+    targets = torch.tensor([int(target)], device=reference.device)
+    loss_cls = memory.cluster_loss(q, targets)
+    (grad_cls,) = torch.autograd.grad(loss_cls, q)
+    loss_ins = memory.instance_loss(q, targets)
+    (grad_ins,) = torch.autograd.grad(loss_ins, q)
+    loss_cls, loss_ins = float(loss_cls.detach()), float(loss_ins.detach())
+    mined = memory.mine(q.detach(), targets)
+    positive = int(mined.positive[0])
+    negative_classes = torch.tensor([c for c in range(memory.num_clusters) if c != int(target)], dtype=torch.long)
+    negative_slots = mined.per_class[0].cpu()[negative_classes]
+    instances = memory.instances.detach().cpu()
+    pull_cls = -mu * grad_cls[0]
+    pull_ins = -(1.0 - mu) * grad_ins[0]
+    return {
+        "query": q.detach()[0].cpu().numpy(),
+        "target": int(target),
+        "mu": float(mu),
+        "loss_cls": loss_cls,
+        "loss_ins": loss_ins,
+        "loss": mu * loss_cls + (1.0 - mu) * loss_ins,
+        "grad_cls": grad_cls[0].cpu().numpy(),
+        "grad_ins": grad_ins[0].cpu().numpy(),
+        "pull_cls": pull_cls.cpu().numpy(),
+        "pull_ins": pull_ins.cpu().numpy(),
+        "pull_total": (pull_cls + pull_ins).cpu().numpy(),
+        "positive_slot": positive,
+        "hardest_positive": instances[int(target), positive].numpy(),
+        "negative_classes": negative_classes.numpy(),
+        "negative_slots": negative_slots.numpy(),
+        "hardest_negatives": instances[negative_classes, negative_slots].numpy(),
+    }
+
+
+def plot_query_pull(
+    memory: HardHybridMemory,
+    query: np.ndarray | torch.Tensor,
+    target: int,
+    *,
+    mu: float,
+    ax: Axes | None = None,
+    tangent: bool = False,
+) -> Figure:
+    """HHCL's two pulls on a query in the 2-D toy (notebook ``03_hard_mining``; HHCL Eqs. 2, 6-7).
+
+    Draws the centroids (diamonds), the instance slots (squares), the query (black star), the hardest
+    positive slot (green ring, Eq. 6) and the hardest negative slots (red rings, Eq. 7), and from the query
+    arrows for ``mu * pull_cls``, ``(1 - mu) * pull_ins`` and their sum (:func:`query_pull`).
+
+    Arrows are drawn to one scale that does not depend on mu (the longest unweighted pull is 0.6 long), so
+    moving mu shows each term growing and shrinking; the legend gives the true lengths.
+
+    Args:
+        memory: an HHCL memory with D = 2.
+        query: (2,) the query.
+        target: its cluster id.
+        mu: weight of L_cls in [0, 1].
+        ax: axes to draw into; a new figure when None.
+        tangent: draw only the component tangent to the circle, the part that moves a unit vector once
+            re-normalised (in 2-D the three tangent arrows lie on one line); False (default) draws the raw
+            negative gradients, whose directions show what each term pulls towards and pushes away from.
+    """
+    if memory.feature_dim != 2:
+        raise ValueError(f"plot_query_pull draws 2-D memories, got feature dimension {memory.feature_dim}")
+    pull = query_pull(memory, query, target, mu=mu)
+    q = pull["query"]
+
+    def shown(v: np.ndarray) -> np.ndarray:
+        return v - (v @ q) * q if tangent else v
+
+    fig, ax = _circle_axes(ax)
+    centroids = memory.centroids.detach().cpu().numpy()
+    instances = memory.instances.detach().cpu().numpy()
+    colours = _colours(np.arange(memory.num_clusters))
+    slot_labels = np.repeat(np.arange(memory.num_clusters), memory.num_instances)
+    ax.scatter(*instances.reshape(-1, 2).T, marker="s", s=26, color=_colours(slot_labels), alpha=0.7,
+               linewidths=0, label="instance slots")
+    ax.scatter(*centroids.T, marker="D", s=80, color=colours, edgecolors="k", linewidths=0.8, label="centroids")
+    ax.scatter(*pull["hardest_positive"], s=190, facecolors="none", edgecolors="tab:green", linewidths=2,
+               label="hardest positive (Eq. 6)", zorder=4)
+    ax.scatter(*pull["hardest_negatives"].T, s=190, facecolors="none", edgecolors="tab:red", linewidths=2,
+               label="hardest negatives (Eq. 7)", zorder=4)
+    ax.scatter(*q, marker="*", s=220, color="k", label=f"query (class {int(target)})", zorder=6)
+    longest = max(np.linalg.norm(shown(-pull["grad_cls"])), np.linalg.norm(shown(-pull["grad_ins"])), 1e-12)
+    scale = 0.6 / longest
+    # The total underneath, wide and grey, so a term that points the same way stays visible on top.
+    for key, colour, width, name in (
+        ("pull_total", "0.35", 4.0, "total"),
+        ("pull_cls", "tab:blue", 1.8, "mu pull L_cls"),
+        ("pull_ins", "tab:orange", 1.8, "(1-mu) pull L_ins"),
+    ):
+        v = shown(pull[key])
+        ax.annotate("", xy=q + scale * v, xytext=q, zorder=7,
+                    arrowprops={"arrowstyle": "-|>", "color": colour, "lw": width, "shrinkA": 0, "shrinkB": 0})
+        ax.plot([], [], color=colour, lw=width, label=f"{name} |{np.linalg.norm(v):.2f}|")
+    ax.set_title(
+        f"mu = {mu:.2f}: L_cls {pull['loss_cls']:.2f}, L_ins {pull['loss_ins']:.2f}"
+        + (" (tangent pulls)" if tangent else " (raw -grad)"),
+        fontsize=9,
+    )
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False, markerscale=0.6)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- widgets
+
+
+class MemoryToy:
+    """Sliders on one memory update in the 2-D toy (notebook ``02_memory_banks``; SPEC section 4).
+
+    A dropdown picks the memory (mean / hard: Cluster Contrast, SPEC 4.2; hybrid: HHCL, Eq. 4 and Eq. 8;
+    instance: SpCL, SPEC 4.1), sliders set the momentum and the temperature, a button draws the next
+    batch. The output shows :func:`plot_memory_update` next to :func:`plot_row_softmax` of the first
+    batch sample.
+
+    Args:
+        features: (N, 2) unit features; default :func:`toy_clusters`.
+        labels: (N,) cluster ids (required with ``features``).
+        kind: initial memory kind, one of :data:`MEMORY_KINDS`.
+        momentum: initial m.
+        temperature: initial tau (0.05 in every paper, SPEC 4).
+        num_classes, per_class: batch shape (:func:`toy_batch`).
+        seed: seed of the first batch; the button adds one.
+
+    Attributes:
+        kind: the memory dropdown (``kind.value`` is the current kind).
+        momentum_slider, temperature_slider, batch_button, output: the other widgets.
+        seed: seed of the current batch.
+        last_step_: the :func:`toy_update_step` result shown.
+    """
+
+    def __init__(
+        self,
+        features: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        *,
+        kind: MemoryKind = "mean",
+        momentum: float = 0.1,
+        temperature: float = 0.05,
+        num_classes: int = 2,
+        per_class: int = 4,
+        seed: int = 0,
+    ) -> None:
+        if (features is None) != (labels is None):
+            raise ValueError("pass features and labels together, or neither (toy_clusters() is used)")
+        if features is None:
+            features, labels = toy_clusters()
+        if kind not in MEMORY_KINDS:
+            raise ValueError(f"kind must be one of {MEMORY_KINDS}, got {kind!r}")
+        self.features, self.labels = np.asarray(features, dtype=np.float32), np.asarray(labels)
+        self.num_classes, self.per_class, self.seed = num_classes, per_class, seed
+        style = {"description_width": "initial"}
+        self.kind = ipywidgets.Dropdown(options=list(MEMORY_KINDS), value=kind, description="memory")
+        self.momentum_slider = ipywidgets.FloatSlider(
+            value=momentum, min=0.0, max=0.99, step=0.01, description="momentum m", readout_format=".2f", style=style
+        )
+        self.temperature_slider = ipywidgets.FloatLogSlider(
+            value=temperature, base=10, min=-2, max=0, step=0.05, description="temperature tau",
+            readout_format=".3f", style=style,
+        )
+        self.batch_button = ipywidgets.Button(description="new batch")
+        self.output = ipywidgets.Output()
+        self.last_step_: dict[str, Any] | None = None
+        for control in (self.kind, self.momentum_slider, self.temperature_slider):
+            control.observe(self._on_change, names="value")
+        self.batch_button.on_click(self._on_batch)
+        self._box = ipywidgets.VBox(
+            [ipywidgets.HBox([self.kind, self.batch_button]),
+             ipywidgets.HBox([self.momentum_slider, self.temperature_slider]), self.output]
+        )
+        self._refresh()
+
+    def step(self) -> dict[str, Any]:
+        """The update of the current setting (:func:`toy_update_step`); also stored as ``last_step_``."""
+        batch_idx = toy_batch(self.labels, num_classes=self.num_classes, per_class=self.per_class, seed=self.seed)
+        self.last_step_ = toy_update_step(
+            self.kind.value, self.features, self.labels, batch_idx, momentum=float(self.momentum_slider.value),
+            temperature=float(self.temperature_slider.value), seed=self.seed,
+        )
+        return self.last_step_
+
+    def static_figure(self) -> Figure:
+        """The current state: the update on the circle and the softmax of batch sample 0."""
+        step = self.step()
+        fig = Figure(figsize=(11.5, 4.4), layout="constrained")
+        left, right = fig.subplots(1, 2, width_ratios=(1.1, 1))
+        plot_memory_update(step, ax=left)
+        left.annotate("sample 0", step["batch"][0], xytext=(8, 8), textcoords="offset points", fontsize=7)
+        plot_row_softmax(step, sample=0, ax=right)
+        return fig
+
+    def widget(self) -> ipywidgets.VBox:
+        """The controls above the output."""
+        return self._box
+
+    def _on_change(self, change: dict[str, Any]) -> None:
+        self._refresh()
+
+    def _on_batch(self, button: ipywidgets.Button) -> None:
+        self.seed += 1
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.output.outputs = (png_output(self.static_figure()),)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(N={len(self.labels)}, kind={self.kind.value!r}, "
+            f"momentum={self.momentum_slider.value}, temperature={self.temperature_slider.value}, seed={self.seed})"
+        )
+
+
+class MuToy:
+    """A mu slider on HHCL's two pulls on one query (notebook ``03_hard_mining``; HHCL Eq. 2, SPEC 4.3).
+
+    Args:
+        memory: an HHCL memory with D = 2; default :meth:`HardHybridMemory.from_labels` on
+            ``toy_clusters(spread=0.25)`` (4 clusters, well apart) with 4 slots per cluster.
+        query: (2,) the query; default the member of cluster ``target`` least similar to its centroid
+            (from the default toy data; required with a given ``memory``).
+        target: the query's cluster id.
+        mu: initial weight of L_cls.
+        seed: seed of the toy data and of the slot draw (default memory only).
+
+    Attributes:
+        mu_slider, output: the widgets.
+        last_pull_: the :func:`query_pull` result shown.
+    """
+
+    def __init__(
+        self,
+        memory: HardHybridMemory | None = None,
+        query: np.ndarray | None = None,
+        *,
+        target: int = 0,
+        mu: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        if memory is None:
+            features, labels = toy_clusters(spread=0.25, seed=seed)
+            memory = HardHybridMemory.from_labels(features, labels, num_instances=4, seed=seed)
+            if query is None:
+                members = np.flatnonzero(labels == target)
+                similarity = features[members] @ memory.centroids[target].numpy()
+                query = features[members[np.argmin(similarity)]]
+        elif query is None:
+            raise ValueError("pass the query (2,) with a memory")
+        self.memory, self.query, self.target = memory, np.asarray(query, dtype=np.float32), int(target)
+        self.mu_slider = ipywidgets.FloatSlider(
+            value=mu, min=0.0, max=1.0, step=0.05, description="mu", readout_format=".2f"
+        )
+        self.output = ipywidgets.Output()
+        self.last_pull_: dict[str, Any] | None = None
+        self.mu_slider.observe(self._on_change, names="value")
+        self._box = ipywidgets.VBox([self.mu_slider, self.output])
+        self._refresh()
+
+    def static_figure(self) -> Figure:
+        """The current state (:func:`plot_query_pull`); stores the pull as ``last_pull_``."""
+        mu = float(self.mu_slider.value)
+        self.last_pull_ = query_pull(self.memory, self.query, self.target, mu=mu)
+        fig = Figure(figsize=(7.2, 4.8), layout="constrained")
+        plot_query_pull(self.memory, self.query, self.target, mu=mu, ax=fig.add_subplot())
+        return fig
+
+    def widget(self) -> ipywidgets.VBox:
+        """The slider above the output."""
+        return self._box
+
+    def _on_change(self, change: dict[str, Any]) -> None:
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.output.outputs = (png_output(self.static_figure()),)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(target={self.target}, mu={self.mu_slider.value})"
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+_KIND_NAMES = {
+    "mean": "Cluster Contrast, mean update",
+    "hard": "Cluster Contrast, hard update",
+    "hybrid": "HHCL, centroids + slots",
+    "instance": "SpCL, instance memory",
+}
+
+
+def _circle_axes(ax: Axes | None) -> tuple[Figure, Axes]:
+    """Axes (new figure when None) with the unit circle, equal aspect and no ticks."""
+    if ax is None:
+        fig = Figure(figsize=(7.0, 4.8), layout="constrained")
+        ax = fig.add_subplot()
+    ax.add_patch(Circle((0.0, 0.0), 1.0, fill=False, color="0.75", linewidth=1.0))
+    ax.set_xlim(-_LIMIT, _LIMIT)
+    ax.set_ylim(-_LIMIT, _LIMIT)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax.get_figure(), ax
+
+
+def _colours(ids: np.ndarray) -> np.ndarray:
+    """(len(ids), 4) RGBA: tab10 by class id (cycled), grey for -1 (outliers)."""
+    ids = np.asarray(ids)
+    colours = colormaps["tab10"](np.maximum(ids, 0) % 10)
+    colours[ids < 0] = (0.5, 0.5, 0.5, 1.0)
+    return colours
+
+
+def _arrow(ax: Axes, start: np.ndarray, end: np.ndarray, colour: Any, *, lw: float, style: str = "solid") -> None:
+    """An arrow from ``start`` to ``end`` (2,); nothing when they coincide."""
+    if np.linalg.norm(np.asarray(end) - np.asarray(start)) < 1e-6:
+        return
+    ax.annotate("", xy=end, xytext=start, zorder=5,
+                arrowprops={"arrowstyle": "->", "color": colour, "lw": lw, "linestyle": style,
+                            "shrinkA": 0, "shrinkB": 4})

@@ -1,0 +1,139 @@
+"""SpCL's hybrid memory (Ge et al., NeurIPS 2020): one row per training image."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from reidlab.cluster.dbscan import outliers_as_classes
+from reidlab.memory.base import Memory, sequential_momentum_update
+
+# SpCL's hm.py adds these to the softmax denominator and inside the log (kept for parity).
+_SPCL_EPSILON = 1e-6
+
+
+class HybridMemory(Memory):
+    """SpCL's hybrid memory: one row per training image, clusters and un-clustered instances as classes.
+
+    Ge et al., "Self-paced Contrastive Learning with Hybrid Memory for Domain Adaptive Object Re-ID",
+    NeurIPS 2020; SPEC section 4.1; reference ``spcl/models/hm.py``. Taught in
+    ``notebooks/02_memory_banks.ipynb``.
+
+    The loss (the unified contrastive loss) scores the sample against every stored row, averages the
+    logits per class, so a cluster's logit is ``x . mean(its stored rows) / tau`` (the mean is not
+    re-normalised) and an un-clustered instance is its own class, then takes the softmax over all
+    classes and the negative log-likelihood of the sample's own class. The update moves the sample's
+    own row: ``f_i <- m f_i + (1 - m) x_i``, re-normalised.
+
+    Numerics follow ``hm.py``: ``p = exp(s) / (sum exp(s) + 1e-6)`` over the classes that have members,
+    loss ``-log(p_y + 1e-6)`` (this caps the per-sample loss at ``-log(1e-6)``, about 13.8). Unlike the
+    reference, the exponentials are computed after subtracting the row maximum (with the epsilon
+    scaled to match), which gives the same values without overflowing for small tau.
+
+    SpCL extracts the training features once; afterwards it clusters the memory rows themselves
+    (:attr:`features`) and calls :meth:`set_labels` with the result every epoch.
+
+    Args:
+        features: (N, D) features of the whole training set; stored L2-normalised (a copy).
+        momentum: m, 0.2 (SpCL's default, SPEC 4.1).
+        temperature: tau, 0.05 (SPEC 4).
+
+    Attributes:
+        features: (N, D) buffer, the instance rows (dataset order).
+        labels: (N,) int64 buffer, the class of every sample: clusters 0..K-1, then one class per
+            un-clustered sample. Before the first :meth:`set_labels` every sample is its own class.
+    """
+
+    features: Tensor
+    labels: Tensor
+
+    def __init__(self, features: Tensor, *, momentum: float = 0.2, temperature: float = 0.05) -> None:
+        super().__init__(momentum=momentum, temperature=temperature)
+        features = torch.as_tensor(features)
+        if features.ndim != 2 or features.shape[0] == 0:
+            raise ValueError(f"features must be a non-empty (N, D) matrix, got shape {tuple(features.shape)}")
+        self.register_buffer("features", F.normalize(features.detach().clone(), dim=1))
+        self.register_buffer("labels", torch.arange(features.shape[0], device=features.device))
+
+    @property
+    def num_rows(self) -> int:
+        """N, one row per training image."""
+        return self.features.shape[0]
+
+    @property
+    def feature_dim(self) -> int:
+        return self.features.shape[1]
+
+    @property
+    def num_classes(self) -> int:
+        """Clusters plus un-clustered instances."""
+        return int(self.labels.max()) + 1
+
+    def set_labels(self, labels: np.ndarray | Tensor) -> HybridMemory:
+        """Set this epoch's classes from pseudo-labels; -1 samples become one-image classes.
+
+        Args:
+            labels: (N,) cluster ids 0..K-1 and -1 for un-clustered samples (e.g.
+                ``SelfPacedRefiner.labels_``), NumPy or torch. Numbered as
+                :func:`reidlab.cluster.outliers_as_classes` does, so the sampler's targets agree.
+
+        Returns:
+            self.
+        """
+        values = labels.detach().cpu().numpy() if isinstance(labels, Tensor) else np.asarray(labels)
+        if values.shape != (self.num_rows,) or not np.issubdtype(values.dtype, np.integer):
+            raise ValueError(
+                f"labels must be ({self.num_rows},) integers (one per memory row), got {values.dtype} "
+                f"of shape {values.shape}"
+            )
+        if values.min() < -1:
+            raise ValueError(f"labels must be cluster ids >= 0 or -1 for un-clustered samples, got {values.min()}")
+        self.labels.copy_(torch.from_numpy(outliers_as_classes(values).astype(np.int64)))
+        return self
+
+    def loss(self, features: Tensor, targets: Tensor | None = None, *, indexes: Tensor | None = None) -> Tensor:
+        """SpCL's unified contrastive loss (SPEC 4.1).
+
+        Args:
+            features: (B, D) L2-normalised embeddings.
+            targets: ignored: the class of each sample is ``labels[indexes]``, as in ``hm.py`` (the
+                loader's targets equal it when both come from the same pseudo-labels).
+            indexes: (B,) dataset indices of the samples (required).
+
+        Returns:
+            Scalar mean loss over the batch.
+        """
+        indexes = self._check_batch(features, indexes)
+        logits = features @ self.features.t() / self.temperature  # (B, N)
+        sizes = torch.bincount(self.labels)  # (L,) members per class
+        sums = logits.new_zeros(logits.shape[0], sizes.numel()).index_add(1, self.labels, logits)
+        present = sizes > 0  # every class after set_labels; kept for labels with gaps (as hm.py)
+        class_logits = sums / torch.where(present, sizes, 1).to(logits.dtype)  # (B, L)
+        shift = class_logits.detach().masked_fill(~present, -torch.inf).amax(dim=1, keepdim=True)
+        exps = torch.exp(class_logits - shift) * present
+        probs = exps / (exps.sum(dim=1, keepdim=True) + _SPCL_EPSILON * torch.exp(-shift))
+        return F.nll_loss(torch.log(probs + _SPCL_EPSILON), self.labels[indexes])
+
+    @torch.no_grad()
+    def update(self, features: Tensor, targets: Tensor | None = None, *, indexes: Tensor | None = None) -> None:
+        """Per-sample momentum update of the sample's own row, in batch order (SPEC 4.1).
+
+        Args:
+            features: (B, D) batch embeddings (detached here).
+            targets: ignored.
+            indexes: (B,) dataset indices (required); a repeated index is updated once per occurrence.
+        """
+        indexes = self._check_batch(features, indexes)
+        sequential_momentum_update(self.features, indexes, features.detach(), self.momentum)
+
+    def _check_batch(self, features: Tensor, indexes: Tensor | None) -> Tensor:
+        self._check_features(features)
+        if indexes is None:
+            raise ValueError("HybridMemory needs indexes=, the (B,) dataset indices of the batch samples")
+        self._check_ids(indexes, features.shape[0], self.num_rows, "indexes")
+        return indexes.to(self.labels.device)
+
+    def extra_repr(self) -> str:
+        return f"rows={self.num_rows}, dim={self.feature_dim}, momentum={self.momentum}, temperature={self.temperature}"

@@ -1,0 +1,150 @@
+"""The settings of a training run (:class:`TrainConfig`) and the presets of every method (:func:`preset`).
+
+Defaults are the papers' values, each with its source; ``docs/methods.md`` explains them. A method's own
+settings (its DBSCAN eps per dataset, its batch and momentum...) live in its entry of
+:data:`reidlab.training.methods.METHODS`; the settings shared by every method at the lab and tiny scales
+live here (:data:`SCALED_SETTINGS`). Only the training loop unpacks a config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from reidlab.config import check_scale
+from reidlab.training.methods import get_method, resolve_preset
+
+__all__ = ["MEMORY_UPDATES", "PART_LOSSES", "SCALED_SETTINGS", "TrainConfig", "preset"]
+
+# The terms of SCWM's total loss (Eq. 16) a part-based run can switch on; see TrainConfig.losses.
+PART_LOSSES = ("parsing", "diversity", "wnce", "sep", "id", "triplet")
+SCWM_LOSSES = ("parsing", "diversity", "wnce", "sep", "id")  # SCWM Eq. 16: L_SCC + L_WM + L_ID
+# How a cluster memory moves its rows after a step: Cluster Contrast's mean and hard updates, SCWM's Eq. 9
+# weighted update (SCWM Table 3 calls them average, hardest and weighted).
+MEMORY_UPDATES = ("mean", "hard", "weighted")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one unsupervised run. Defaults are Cluster Contrast's full-scale values.
+
+    Use :func:`preset` for each method's paper settings and for the lab and tiny scales.
+    """
+
+    method: str = "cluster_contrast"  # a key of reidlab.training.methods.METHODS
+    # Schedule: Cluster Contrast's README and the recipe the four methods share.
+    epochs: int = 50  # Cluster Contrast
+    iters: int = 200  # Cluster Contrast (400 on MSMT17)
+    batch_size: int = 256  # Cluster Contrast: 16 identities x 16 images
+    num_instances: int = 16  # K of the P x K sampler; HHCL's P instance slots per cluster
+    lr: float = 3.5e-4  # Adam, every method
+    weight_decay: float = 5e-4  # every method
+    step_size: int = 20  # lr x0.1 every 20 epochs, every method
+    eval_step: int = 10  # SpCL / Cluster Contrast --eval-step; also evaluated after the last epoch
+    # Pseudo-labels: the k-reciprocal Jaccard distance (Zhong et al. CVPR 2017) and DBSCAN.
+    eps: float = 0.6  # Cluster Contrast and SpCL on Market-1501 (see each method's presets)
+    min_samples: int = 4  # every method's DBSCAN
+    k1: int = 30  # every method's training script
+    k2: int = 6  # every method's training script
+    # Memory.
+    momentum: float = 0.1  # Cluster Contrast's README runs (its argparse says 0.2); SpCL 0.2, HHCL 0.1
+    temperature: float = 0.05  # tau of every memory
+    mu: float = 0.5  # HHCL Eq. 2: weight of the cluster term against the hard-instance term
+    eps_gap: float = 0.02  # SpCL's tight/loose eps offset
+    # Model and input. The caller builds the model (build_start_model); the Trainer checks its pooling.
+    backbone: str = "resnet50"  # ImageNet ResNet-50 with last stride 1, every method
+    pooling: str = "gem"  # GeM in Cluster Contrast's reported setup (its appendix)
+    height: int = 256  # every method (SCWM 384)
+    width: int = 128  # every method
+    erasing_p: float = 0.5  # random erasing probability, every method
+    num_workers: int = 4
+    cache_images: bool = False  # decode each training image once per run and keep it in memory (lab scale)
+    # Part-based methods only: SCWM and its PPLR stripe baseline (reidlab.training.parts).
+    num_parts: int = 4  # SCWM 4.2: l = 4 on Market-1501 (7 on MSMT17), background included; stripes: 3
+    part_source: str = "parsing"  # "parsing": SCWM's part head (Eq. 1); "stripes": PPLR's 3 horizontal stripes
+    foreground_correction: bool = True  # SCWM 3.2: 3-class K-means on magnitudes (Table 2)
+    space_correction: bool = True  # SCWM Eq. 2: distance "infinite" beyond spatial distance eta (Table 2)
+    eta: float = 6.0  # SCWM Eq. 2, in feature-map cells; the paper gives no value (reidlab.parsing.DEFAULT_ETA)
+    gamma: float = 0.2  # SCWM 4.2: mask smoothing factor of Eq. 3 ...
+    gamma_epochs: int = 20  # ... decreasing to 0 after 20 epochs
+    beta: float = 0.35  # SCWM 4.2: part-to-global distillation of Eq. 14
+    agreement_k: int = 20  # kNN size of Eq. 7 (PPLR's cross-agreement k)
+    # How the cluster rows move after a step (MEMORY_UPDATES); each method accepts some (Method.memory_updates).
+    memory_update: str = "mean"  # Cluster Contrast's default; SCWM's preset: "weighted" (Eq. 9)
+    losses: tuple[str, ...] = SCWM_LOSSES  # terms of Eq. 16 (SCWM Table 1's rows); PPLR: ("id", "triplet")
+    # PPLR --aals-epoch 5: before it parts use label smoothing 0.1 (alpha = 0.9). SCWM names no such epoch:
+    # reidlab's reading is 0 (Eq. 13 from the start); the pplr_stripes full preset uses PPLR's 5.
+    aals_start_epoch: int = 0
+
+    def __post_init__(self) -> None:
+        method = get_method(self.method)
+        self.losses = tuple(self.losses)  # a JSON list from a saved config becomes a tuple again
+        unknown = [name for name in self.losses if name not in PART_LOSSES]
+        if unknown:
+            raise ValueError(f"losses must be names from {PART_LOSSES}, got {unknown}")
+        if self.part_source not in ("parsing", "stripes"):
+            raise ValueError(f"part_source must be 'parsing' or 'stripes', got {self.part_source!r}")
+        if self.part_source == "stripes" and {"parsing", "diversity"} & set(self.losses):
+            raise ValueError("the parsing and diversity losses need part_source='parsing' (stripes have no part head)")
+        valid_updates = method.memory_updates or MEMORY_UPDATES
+        if self.memory_update not in valid_updates:
+            raise ValueError(f"memory_update of method {self.method!r} must be one of {valid_updates}, "
+                             f"got {self.memory_update!r}")
+        if self.num_parts < 2:
+            raise ValueError(f"num_parts must be >= 2 (the background is one part), got {self.num_parts}")
+        if self.batch_size % self.num_instances:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of num_instances ({self.num_instances})"
+            )
+        if not 0.0 <= self.mu <= 1.0:
+            raise ValueError(f"mu must be in [0, 1], got {self.mu}")
+
+
+# Settings every method shares at the lab scale (LabNet on SynthMarket, two CPU cores, minutes) and the
+# tiny scale (seconds, tests), on top of which each method puts its own (Method.scaled).
+_LAB_AND_TINY = {
+    "backbone": "labnet", "pooling": "avg", "height": 128, "width": 64, "num_workers": 0, "cache_images": True,
+    "erasing_p": 0.0,  # a short schedule learns faster without it (reidlab.training.supervised.SupervisedConfig)
+    "eps": 0.5,  # lab-scale choice for LabNet features on SynthMarket (notebook 01's sweep)
+    "num_instances": 4,
+}
+SCALED_SETTINGS: dict[str, dict[str, Any]] = {
+    "lab": {**_LAB_AND_TINY, "epochs": 8, "iters": 30, "batch_size": 64, "step_size": 6, "eval_step": 2, "k1": 30,
+            "k2": 6, "gamma_epochs": 3,  # SCWM's 20 of 60 epochs (a third), scaled to 8 epochs
+            "agreement_k": 20},
+    "tiny": {**_LAB_AND_TINY, "epochs": 2, "iters": 3, "batch_size": 16, "step_size": 20, "eval_step": 1, "k1": 10,
+             "k2": 3, "gamma_epochs": 1, "agreement_k": 5},
+}
+
+
+def preset(method: str, *, scale: str = "full", dataset: str = "market1501", **overrides: Any) -> TrainConfig:
+    """The settings of ``method`` at ``scale`` on ``dataset``.
+
+    ``full`` is the paper setting (a GPU run). ``lab`` trains LabNet on SynthMarket on two CPU cores in a
+    few minutes: the same algorithm with a smaller network, batch (16 x 4) and schedule. ``tiny`` runs in
+    seconds for tests.
+
+    Args:
+        method: a method of :data:`reidlab.training.methods.METHODS` or a named preset of
+            :data:`reidlab.training.methods.NAMED_PRESETS` (``cluster_contrast_hard``).
+        scale: ``"full"``, ``"lab"`` or ``"tiny"``.
+        dataset: picks the paper's DBSCAN eps (and SCWM's number of parts) at full scale.
+        **overrides: any :class:`TrainConfig` field.
+    """
+    spec, named = resolve_preset(method)
+    check_scale(scale)
+    values: dict[str, Any] = {"method": spec.name}
+    if spec.memory_updates:
+        values["memory_update"] = spec.memory_updates[0]
+    if scale == "full":
+        if dataset not in spec.datasets:
+            raise ValueError(f"full-scale presets of {spec.name!r} exist for {tuple(spec.datasets)}, "
+                             f"got dataset {dataset!r}")
+        values.update({**spec.full, **spec.datasets[dataset]})
+    else:
+        values.update({**SCALED_SETTINGS[scale], **spec.scaled})
+    unknown = sorted(set(overrides) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise ValueError(f"unknown TrainConfig field(s) {unknown}; valid fields: "
+                         f"{', '.join(f.name for f in fields(TrainConfig))}")
+    return TrainConfig(**{**values, **named, **overrides})

@@ -1,0 +1,347 @@
+"""The training loop shared by every memory-based method.
+
+Every epoch: the clustering features of the training set (extracted by the model, or, for SpCL, its
+instance memory), the k-reciprocal Jaccard distance, DBSCAN pseudo-labels (SpCL: with its self-paced
+reliability criterion), the memory built from the pseudo-labels, then ``iters`` iterations on P x K
+batches: forward, loss, backward, optimiser step and, after it, the explicit memory update
+(:func:`reidlab.training.step.train_step`). Every ``eval_step`` epochs the model is evaluated on
+query/gallery.
+
+The loop knows no method by name: every choice it leaves to the method is a field of the method's
+:class:`reidlab.training.methods.Method`, and what depends on the model it trains (global embedding, or
+SCWM's parts) is the method's stage (:mod:`reidlab.training.stages`). Taught in
+``notebooks/02_memory_banks.ipynb`` and ``notebooks/03_hard_mining.ipynb``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from reidlab.cluster import (
+    DBSCANPseudoLabeler,
+    SelfPacedRefiner,
+    cluster_quality,
+    jaccard_distance,
+)
+from reidlab.data.datasets import ReIDDataset
+from reidlab.evaluation import evaluate_model
+from reidlab.memory import Memory
+from reidlab.models import GeneralizedMeanPooling
+from reidlab.training.config import TrainConfig
+from reidlab.training.distributed import (
+    all_gather_tensors,
+    barrier,
+    broadcast_array,
+    broadcast_object,
+    current_world,
+    data_parallel,
+    rank_seed,
+    sync_buffers,
+)
+from reidlab.training.methods import MemoryInputs, get_method
+from reidlab.training.stages import EpochFeatures
+from reidlab.training.step import train_step
+from reidlab.utils import resolve_device, seed_everything, write_atomically
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Trainer"]
+
+
+def _rng_state() -> dict[str, Any]:
+    """Python, NumPy and torch RNG states in types ``torch.load(weights_only=True)`` accepts."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class Trainer:
+    """Runs the unsupervised loop for one method (``config.method``).
+
+    Args:
+        model: the model to train, as :func:`reidlab.training.build_start_model` makes it for the method (a
+            :class:`reidlab.models.ReIDModel`, or a :class:`reidlab.models.PartReIDModel` for SCWM and PPLR).
+        dataset: its ``train`` records are used without labels (their pids only score the pseudo-labels);
+            ``query`` and ``gallery`` evaluate.
+        config: the run's settings.
+        run_dir: where ``checkpoint.pt`` and ``history.json`` are written every epoch; ``None`` keeps
+            nothing on disk (no resume).
+        device: ``None`` picks CUDA when available; mixed precision is used on CUDA.
+        seed: seeds every random choice, so CPU runs repeat exactly.
+        progress: show progress bars.
+        callbacks: each is called as ``callback(record)`` with the epoch's history entry after every
+            epoch (for live plots), after the epoch's checkpoint is written; a callback must not draw from
+            the global random generators, or a resumed run would differ from an uninterrupted one.
+
+    Several processes (``torchrun``, :mod:`reidlab.training.distributed`): each rank trains through
+    DistributedDataParallel on its own P x K batch of ``batch_size / world_size`` images (its own sampler
+    seed), so the global batch and the learning rate are the paper's. Each rank extracts a shard of the
+    training features and all gather them; rank 0 pseudo-labels and broadcasts the labels, so every rank
+    builds the same memory. The loss is each rank's own batch's; after the optimiser step every rank
+    updates its memory with the batches of all ranks, in rank order, so the memories stay identical. Only
+    rank 0 evaluates and writes files; its history record is sent to the others. With one process all of
+    this reduces to the plain loop.
+    """
+
+    model: torch.nn.Module
+    dataset: ReIDDataset
+    config: TrainConfig
+    run_dir: str | Path | None = None
+    device: str | torch.device | None = None
+    seed: int = 0
+    progress: bool = True
+    callbacks: Sequence[Callable[[dict[str, Any]], None]] = ()
+    history: list[dict[str, Any]] = field(default_factory=list, init=False)
+    memory: Memory | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.method = get_method(self.config.method)
+        self.device = resolve_device(self.device)
+        self.world = current_world(self.device)  # one process, or this rank under torchrun
+        if self.config.batch_size % (self.world.world_size * self.config.num_instances):
+            raise ValueError(
+                f"batch_size ({self.config.batch_size}) must split into {self.world.world_size} processes x P "
+                f"identities x num_instances ({self.config.num_instances})"
+            )
+        self.run_dir = Path(self.run_dir) if self.run_dir is not None else None
+        pooling = "gem" if isinstance(getattr(self.model, "pool", None), GeneralizedMeanPooling) else "avg"
+        if pooling != self.config.pooling:
+            raise ValueError(
+                f"the model pools with {pooling!r} but the config says pooling={self.config.pooling!r}; build it "
+                f"with build_model({self.config.backbone!r}, pooling={self.config.pooling!r})"
+            )
+        self.true_pids = np.array([r.pid for r in self.dataset.train])
+        # One decoded-image store for the feature extraction and the training loader of every epoch.
+        self.image_cache: dict | bool = {} if self.config.cache_images else False
+        # A distributed rank extracts a shard of the records, which a store keyed by train index cannot serve.
+        self.extraction_cache = ({} if self.config.cache_images else False) if self.world.is_distributed \
+            else self.image_cache
+        self.stage = self.method.stage(self)
+        self.stage.check_model(self.model)
+        self.model.to(self.device)
+        # Training forwards go through train_model (DistributedDataParallel under torchrun, else the model
+        # itself); extraction, evaluation and checkpoints use the plain model.
+        self.train_model = data_parallel(self.model, self.world,
+                                         find_unused_parameters=self.stage.leaves_parameters_unused())
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, self.config.step_size, gamma=0.1)
+        self.scaler = torch.amp.GradScaler(enabled=self.device.type == "cuda")
+        self.refiner = (
+            SelfPacedRefiner(self.config.eps, eps_gap=self.config.eps_gap, min_samples=self.config.min_samples)
+            if self.method.self_paced else None
+        )
+
+    # ----------------------------------------------------------------------------- pseudo-labels
+    def clustering_features(self) -> EpochFeatures:
+        """The features the epoch clusters: freshly extracted, or the rows of the method's instance memory.
+
+        A method with an instance memory (SpCL) extracts the training features once, before its first
+        epoch, and afterwards clusters the memory rows, which the training keeps moving.
+        """
+        if self.method.instance_memory is None:
+            return self.stage.extract()
+        if self.memory is None:
+            self.memory = self.method.instance_memory(self.stage.extract().global_, self.config).to(self.device)
+        return EpochFeatures(self.memory.features.cpu())
+
+    def clustering_stage(self) -> tuple[EpochFeatures, np.ndarray]:
+        """The start of every epoch: the clustering features and their pseudo-labels ``(N,)`` (-1: outlier).
+
+        Clustered on rank 0 and sent to the others (every rank holds the same features).
+        """
+        features = self.clustering_features()
+        labels = broadcast_array(self.pseudo_label(features.global_) if self.world.is_main else None)
+        return features, labels
+
+    def pseudo_label(self, features: torch.Tensor) -> np.ndarray:
+        """Pseudo-labels ``(N,)`` of the training set from ``features (N, D)``; -1 = not in a cluster."""
+        cfg = self.config
+        dist = jaccard_distance(features, k1=cfg.k1, k2=cfg.k2, output="sparse")
+        if self.refiner is not None:  # SpCL: DBSCAN at eps, eps -/+ gap and the reliability criterion
+            return self.refiner.fit(dist).labels_
+        return DBSCANPseudoLabeler(eps=cfg.eps, min_samples=cfg.min_samples).fit(dist).labels_
+
+    def build_memory(self, features: EpochFeatures, labels: np.ndarray, epoch: int) -> np.ndarray:
+        """The method's memory from ``labels`` (and the stage's per-epoch state); returns the labels the
+        sampler trains on."""
+        inputs = MemoryInputs(features, labels, self.config, self.seed, epoch, self.memory)
+        self.memory = self.method.make_memory(inputs).to(self.device)
+        self.stage.prepare(features, labels, epoch)
+        return self.method.train_labels(labels)
+
+    # ----------------------------------------------------------------------------- training
+    def train_epoch(self, epoch: int, labels: np.ndarray) -> tuple[float, dict[str, float]]:
+        """``iters`` steps on P x K batches of ``labels`` (N,) (-1 = not trained on).
+
+        Returns:
+            The mean loss and the mean of every loss term, over the iterations and the ranks.
+        """
+        cfg = self.config
+        self.train_model.train()
+        sums: dict[str, float] = {}
+        total = 0.0
+        self.stage.start_epoch(epoch)
+        try:
+            bar = tqdm(self.stage.batches(epoch, labels), desc=f"epoch {epoch}", total=cfg.iters, leave=False,
+                       disable=not self.progress)
+            for batch in bar:
+                loss, terms = train_step(
+                    lambda: self.stage.forward(batch),
+                    lambda out: self.stage.loss_terms(out, batch, epoch),
+                    optimizer=self.optimizer, scaler=self.scaler, device=self.device,
+                    before_step=self.stage.before_step,
+                    after_step=lambda out: self._update_memory(out, batch),
+                )
+                for name, value in terms.items():
+                    sums[name] = sums.get(name, 0.0) + value
+                total += loss
+                bar.set_postfix(loss=f"{loss:.3f}")
+        finally:
+            self.stage.end_epoch()
+        # Means over the iterations and the ranks (every rank computes the same terms).
+        means = torch.tensor([[value / cfg.iters for value in (*sums.values(), total)]], dtype=torch.float64)
+        means = all_gather_tensors(means).mean(dim=0).tolist()
+        return means[-1], dict(zip(sums, means))
+
+    def _update_memory(self, out: Any, batch) -> None:
+        """After the step, with every rank's batch in rank order: the memories stay identical."""
+        features = self.stage.memory_features(out)
+        if features is None:
+            return
+        features, targets, indexes = (all_gather_tensors(t) for t in (features, batch.targets, batch.indexes))
+        self.memory.update(features, targets, indexes=indexes)
+
+    def evaluate(self) -> dict[str, float]:
+        """mAP, Rank-1/5/10 and mINP on the dataset's query and gallery."""
+        metrics, _ = evaluate_model(
+            self.model, self.dataset, height=self.config.height, width=self.config.width,
+            num_workers=self.config.num_workers, device=self.device, progress=self.progress,
+        )
+        return {k: metrics[k] for k in ("mAP", "rank1", "rank5", "rank10", "mINP")}
+
+    def fit(self, *, resume: bool = False) -> list[dict[str, Any]]:
+        """Run (or, with ``resume``, continue) the training; returns the per-epoch history.
+
+        Raises:
+            ValueError: ``resume`` without a ``run_dir``, or a checkpoint made with another config.
+        """
+        cfg = self.config
+        start = 0
+        if resume:
+            start = self._load_checkpoint()
+        else:
+            seed_everything(rank_seed(self.seed, self.world.rank))
+        for epoch in tqdm(range(start, cfg.epochs), desc=cfg.method, disable=not self.progress,
+                          initial=start, total=cfg.epochs):
+            began = time.perf_counter()
+            features, labels = self.clustering_stage()
+            quality = cluster_quality(labels, self.true_pids)
+            train_labels = self.build_memory(features, labels, epoch)
+            lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
+            loss, loss_terms = self.train_epoch(epoch, train_labels)
+            sync_buffers(self.model)  # rank 0's BatchNorm statistics everywhere, as nn.DataParallel keeps
+            self.scheduler.step()
+            entry: dict[str, Any] = {
+                "epoch": epoch,
+                "loss": loss,
+                "n_clusters": int(quality.n_clusters),
+                "n_outliers": int(quality.n_outliers),
+                "ari": float(quality.ari),
+                "nmi": float(quality.nmi),
+                "memory_rows": int(self.memory.num_rows),
+                "lr": lr,
+                **self.stage.epoch_metrics(loss_terms),
+            }
+            if ((epoch + 1) % cfg.eval_step == 0 or epoch + 1 == cfg.epochs) and self.world.is_main:
+                entry.update(self.evaluate())
+            entry["seconds"] = time.perf_counter() - began
+            entry = broadcast_object(entry)  # rank 0's record (with its evaluation) on every rank
+            self.history.append(entry)
+            self._save(epoch)
+            for callback in self.callbacks:
+                callback(entry)
+        barrier()  # rank 0 has written its last checkpoint
+        return self.history
+
+    # ----------------------------------------------------------------------------- checkpoints
+    def _save(self, epoch: int) -> None:
+        if self.run_dir is None or not self.world.is_main:  # rank 0 writes for every process
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        state = {
+            "epoch": epoch,
+            "config": asdict(self.config),
+            "seed": self.seed,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "history": self.history,
+            "rng": _rng_state(),
+            **self.stage.state_dict(),
+        }
+        if self.method.instance_memory is not None:  # the only memory that lives across epochs
+            state["memory"] = self.memory.state_dict()
+        if self.refiner is not None:
+            state["indep_threshold"] = self.refiner.indep_threshold_
+        write_atomically(self.run_dir / "checkpoint.pt", lambda p: torch.save(state, p))
+        write_atomically(self.run_dir / "history.json", lambda p: p.write_text(json.dumps(self.history, indent=2)))
+
+    def _load_checkpoint(self) -> int:
+        if self.run_dir is None:
+            raise ValueError("resume=True needs a run_dir holding checkpoint.pt")
+        path = self.run_dir / "checkpoint.pt"
+        if not path.is_file():
+            logger.info("no checkpoint in %s: starting from epoch 0", self.run_dir)
+            seed_everything(rank_seed(self.seed, self.world.rank))
+            return 0
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state["config"] != asdict(self.config) or state["seed"] != self.seed:
+            raise ValueError(
+                f"{path} was written by a run with another config or seed; use another run_dir or the same settings"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.history = list(state["history"])
+        if self.method.instance_memory is not None:
+            memory = state["memory"]
+            self.memory = self.method.instance_memory(memory["features"], self.config)
+            self.memory.load_state_dict(memory)
+            self.memory.to(self.device)
+        if self.refiner is not None:
+            self.refiner.indep_threshold_ = state["indep_threshold"]
+        self.stage.load_state_dict(state)
+        _set_rng_state(state["rng"])  # rank 0's; the other ranks draw their own from here on
+        if not self.world.is_main:
+            seed_everything(rank_seed(self.seed + state["epoch"] + 1, self.world.rank))
+        logger.info("resuming %s from epoch %d", path, state["epoch"] + 1)
+        return state["epoch"] + 1

@@ -1,0 +1,97 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from reidlab.memory import ClusterMemory, HardHybridMemory, HybridMemory
+from reidlab.models import build_model
+from reidlab.training import TrainConfig, Trainer, preset
+from reidlab.utils import seed_everything
+
+MEMORY_TYPES = {"spcl": HybridMemory, "cluster_contrast": ClusterMemory, "cluster_contrast_hard": ClusterMemory,
+                "hhcl": HardHybridMemory}
+
+
+def make_model(seed=0):
+    seed_everything(seed)
+    return build_model("labnet", pretrained=False)
+
+
+@pytest.mark.parametrize("method", list(MEMORY_TYPES))
+def test_each_method_trains_at_tiny_scale(method, tiny_synthmarket, tmp_path):
+    config = preset(method, scale="tiny")
+    trainer = Trainer(make_model(), tiny_synthmarket, config, run_dir=tmp_path, progress=False)
+    history = trainer.fit()
+    assert [e["epoch"] for e in history] == list(range(config.epochs))
+    assert isinstance(trainer.memory, MEMORY_TYPES[method])
+    n = len(tiny_synthmarket.train)
+    for entry in history:
+        assert np.isfinite(entry["loss"]) and entry["loss"] > 0
+        assert 0 < entry["n_clusters"] and entry["n_clusters"] + entry["n_outliers"] <= n
+        assert 0 <= entry["mAP"] <= 1 and 0 <= entry["rank1"] <= 1  # eval_step=1 at tiny scale
+    # Memory size: O(N) for SpCL, O(C) for Cluster Contrast, O((P + 1) C) for HHCL.
+    last = history[-1]
+    expected_rows = {"spcl": n, "hhcl": last["n_clusters"] * (config.num_instances + 1)}.get(method, last["n_clusters"])
+    assert last["memory_rows"] == expected_rows
+    assert json.loads((tmp_path / "history.json").read_text())[-1]["loss"] == pytest.approx(last["loss"])
+    # Rows stay unit-norm through training.
+    rows = trainer.memory.features if method == "spcl" else trainer.memory.centroids
+    assert torch.allclose(rows.norm(dim=1), torch.ones(len(rows)), atol=1e-4)
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("method", ["spcl", "cluster_contrast"])
+def test_resumed_run_ends_like_an_uninterrupted_one(method, tiny_synthmarket, tmp_path):
+    config = preset(method, scale="tiny", epochs=3)
+    full = Trainer(make_model(), tiny_synthmarket, config, run_dir=tmp_path / "full", progress=False).fit()
+
+    def stop_after_first_epoch(entry):
+        if entry["epoch"] == 0:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        Trainer(make_model(), tiny_synthmarket, config, run_dir=tmp_path / "cut", progress=False,
+                callbacks=[stop_after_first_epoch]).fit()
+    resumed = Trainer(make_model(seed=123), tiny_synthmarket, config, run_dir=tmp_path / "cut",
+                      progress=False).fit(resume=True)
+    strip = lambda history: [{k: v for k, v in e.items() if k != "seconds"} for e in history]  # noqa: E731
+    assert strip(resumed) == strip(full)
+    state = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 2
+
+
+def test_resume_refuses_another_config(tiny_synthmarket, tmp_path):
+    config = preset("cluster_contrast", scale="tiny", epochs=1)
+    Trainer(make_model(), tiny_synthmarket, config, run_dir=tmp_path, progress=False).fit()
+    other = preset("cluster_contrast", scale="tiny", epochs=1, eps=0.55)
+    with pytest.raises(ValueError, match="another config or seed"):
+        Trainer(make_model(), tiny_synthmarket, other, run_dir=tmp_path, progress=False).fit(resume=True)
+    with pytest.raises(ValueError, match="needs a run_dir"):
+        Trainer(make_model(), tiny_synthmarket, config, progress=False).fit(resume=True)
+
+
+def test_presets_follow_the_papers():
+    assert preset("hhcl", dataset="market1501").eps == 0.45
+    assert preset("hhcl", dataset="msmt17").eps == 0.7
+    spcl = preset("spcl")
+    assert (spcl.momentum, spcl.batch_size, spcl.num_instances, spcl.iters) == (0.2, 64, 4, 400)
+    cc = preset("cluster_contrast")
+    assert (cc.momentum, cc.batch_size, cc.num_instances, cc.iters, cc.pooling) == (0.1, 256, 16, 200, "gem")
+    assert preset("cluster_contrast", dataset="msmt17").iters == 400
+    assert preset("hhcl").mu == 0.5 and preset("hhcl", scale="lab", mu=0.25).mu == 0.25
+    with pytest.raises(ValueError, match="method must be one of"):
+        TrainConfig(method="spcl_v2")
+    with pytest.raises(ValueError, match="multiple of num_instances"):
+        TrainConfig(batch_size=100, num_instances=16)
+    with pytest.raises(ValueError, match="scale must be"):
+        preset("hhcl", scale="huge")
+
+
+def test_trainer_checks_the_model_pooling(tiny_synthmarket):
+    config = preset("cluster_contrast", scale="full")  # GeM in Cluster Contrast's reported setup
+    with pytest.raises(ValueError, match="pools with 'avg' but the config says pooling='gem'"):
+        Trainer(make_model(), tiny_synthmarket, config, progress=False)
