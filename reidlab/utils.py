@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import random
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,8 +46,52 @@ def write_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call ``write(partial)`` on a temporary name next to ``path``, then rename it to ``path``.
 
     A reader (or a resumed run) sees either the old file or the complete new one, never a partial one.
+    When ``write`` or the rename fails (a full disk, say), the partial file it made is removed and the
+    error raised: nothing is left behind, and a retry does not pile up partial files.
     """
     path = Path(path)
-    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    write(partial)
-    os.replace(partial, path)
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # this call's own file: its name is unique to it
+        raise
+
+
+def check_writable(folder: str | Path, *, what: str = "output folder") -> Path:
+    """Create ``folder`` (and its parents) if needed and check that files can be written in it.
+
+    Called before work starts, so that a read-only or missing output folder is reported at once rather
+    than after an epoch of training. The probe file is unique to this call and removed at once.
+
+    Raises:
+        PermissionError / OSError: with the folder named and what to do.
+    """
+    folder = Path(folder)
+    probe = folder / f".reidlab-write-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+    except OSError as error:
+        raise type(error)(f"cannot write to the {what} {folder} ({error.strerror or error}): choose a "
+                          f"writable folder or fix its permissions") from error
+    probe.unlink(missing_ok=True)
+    return folder
+
+
+def load_torch_file(path: str | Path, *, what: str = "checkpoint", fix: str | None = None) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with an error that names the file and the fix.
+
+    A truncated or empty file (an interrupted copy, a full disk) or one that is not a torch file raises a
+    ``ValueError`` saying so, instead of an ``EOFError`` or an unpickling error without a path.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # EOFError, RuntimeError, pickle.UnpicklingError...
+        hint = fix or "delete it (or move it away) and run again"
+        raise ValueError(f"{path} is not a readable {what} ({type(error).__name__}: {error}); it may be "
+                         f"truncated or written by something else: {hint}") from error

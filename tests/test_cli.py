@@ -39,7 +39,7 @@ def test_usage_errors_exit_2_with_one_line(capsys, tmp_path):
     assert err.startswith("reidlab train: error: unknown TrainConfig field 'epoch'") and err.count("\n") == 1
     assert main(["train", "--method", "hhcl", "--scale", "tiny", "--run-dir", str(tmp_path),
                  "--set", "mu=1.5"]) == 2
-    assert "mu must be in [0, 1], got 1.5" in capsys.readouterr().err
+    assert "TrainConfig.mu must be a number in [0, 1], got 1.5" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing was written
 
 

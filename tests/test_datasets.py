@@ -256,7 +256,7 @@ def test_unparseable_name_and_camera_out_of_range(tmp_path):
         parse_market_folder(folder, num_cameras=6)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ValueError, match="no .jpg images in"):
+    with pytest.raises(ValueError, match=r"no images \(.jpg, .jpeg, .png\) in"):
         parse_market_folder(empty, num_cameras=6)
 
 
@@ -304,15 +304,15 @@ def test_synthmarket_records_have_masks(tmp_path):
 @pytest.mark.parametrize("manifest", [None, {"complete": False}, {"presets": "default"}])
 def test_synthmarket_refuses_incomplete_generation(tmp_path, manifest):
     _tiny_synthmarket(tmp_path, manifest)
-    with pytest.raises(RuntimeError, match="interrupted or incomplete") as error:
+    with pytest.raises(RuntimeError, match="not a complete SynthMarket|the SynthMarket is incomplete") as error:
         load_dataset("synthmarket", tmp_path)
-    assert f"python -m reidlab.data.synthmarket --root {tmp_path} --preset default --overwrite" in str(error.value)
+    assert f"`reidlab data --root {tmp_path} --preset default --seed 0" in str(error.value)  # the folder that failed
 
 
 def test_synthmarket_interrupted_before_the_splits(tmp_path):
     (tmp_path / "bounding_box_train").mkdir()
     (tmp_path / "synthmarket.json").write_text(json.dumps({"complete": False}))
-    with pytest.raises(RuntimeError, match="interrupted or incomplete"):
+    with pytest.raises(RuntimeError, match="the SynthMarket is incomplete"):
         SynthMarket(tmp_path)
     with pytest.raises(FileNotFoundError, match="masks/query/"):
         SynthMarket(tmp_path / "nothing-here")

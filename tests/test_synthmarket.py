@@ -196,8 +196,13 @@ def test_interrupted_generation_leaves_nothing_loadable(tmp_path, monkeypatch):
 def test_stale_partial_folder_of_a_dead_run_is_removed(tmp_path):
     stale = tmp_path / "SynthMarket.partial-999999999-deadbeef"  # pid above any pid_max: not running
     (stale / "query").mkdir(parents=True)
+    (stale / writer._MARKER).write_text("999999999-deadbeef\n")  # the generator's own folder
+    users = [tmp_path / "SynthMarket.partial-999999998", tmp_path / "SynthMarket.old-999999997-mine"]
+    for folder in users:  # same naming, no marker: a user's folders, which must stay
+        (folder / "notes").mkdir(parents=True)
     sm.generate_synthmarket(tmp_path / "SynthMarket", config=MICRO, workers=0, progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["SynthMarket"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["SynthMarket", *sorted(f.name for f in users)]
+    assert not (tmp_path / "SynthMarket" / writer._MARKER).exists()
 
 
 def test_existing_root_is_reused_refused_or_overwritten(tiny, tmp_path, monkeypatch, caplog):
@@ -217,8 +222,10 @@ def test_existing_root_is_reused_refused_or_overwritten(tiny, tmp_path, monkeypa
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("not a dataset")
-    with pytest.raises(FileExistsError, match="not a complete SynthMarket"):
+    with pytest.raises(FileExistsError, match="is not a SynthMarket .* move .* away yourself"):
         sm.generate_synthmarket(other, config=MICRO, workers=0, progress=False)
+    with pytest.raises(FileExistsError, match="is not a SynthMarket"):  # not even with overwrite
+        sm.generate_synthmarket(other, config=MICRO, workers=0, overwrite=True, progress=False)
     assert (other / "notes.txt").exists()
 
     root = sm.generate_synthmarket(tmp_path / "micro", config=MICRO, seed=0, workers=0, progress=False)

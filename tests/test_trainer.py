@@ -68,7 +68,7 @@ def test_resume_refuses_another_config(tiny_synthmarket, tmp_path):
     config = preset("cluster_contrast", scale="tiny", epochs=1)
     Trainer(make_model(), tiny_synthmarket, config, run_dir=tmp_path, progress=False).fit()
     other = preset("cluster_contrast", scale="tiny", epochs=1, eps=0.55)
-    with pytest.raises(ValueError, match="another config or seed"):
+    with pytest.raises(ValueError, match=r"written by another run \(config.eps: 0.5 there, 0.55 here\)"):
         Trainer(make_model(), tiny_synthmarket, other, run_dir=tmp_path, progress=False).fit(resume=True)
     with pytest.raises(ValueError, match="needs a run_dir"):
         Trainer(make_model(), tiny_synthmarket, config, progress=False).fit(resume=True)

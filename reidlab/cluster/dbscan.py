@@ -51,8 +51,8 @@ def dbscan_labels(
         n_jobs: parallel jobs of the neighbour search (scikit-learn's meaning).
 
     Raises:
-        ValueError: eps <= 0, min_samples < 1, a non-square precomputed distance, or a sparse one with
-            eps >= 1.
+        ValueError: eps <= 0, min_samples < 1, a non-square precomputed distance, NaN, infinite or
+            negative distances, or a sparse distance with eps >= 1.
     """
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps}")
@@ -61,6 +61,7 @@ def dbscan_labels(
     if metric == "precomputed":
         if dist.ndim != 2 or dist.shape[0] != dist.shape[1]:
             raise ValueError(f"a precomputed distance must be a square (N, N) matrix, got shape {dist.shape}")
+        _check_distances(dist)
         if sp.issparse(dist):
             if eps >= 1:
                 raise ValueError(
@@ -70,6 +71,21 @@ def dbscan_labels(
             dist = _entries_within(sp.csr_matrix(dist), eps)
     labels = DBSCAN(eps=eps, min_samples=int(min_samples), metric=metric, n_jobs=n_jobs).fit_predict(dist)
     return labels.astype(np.int64, copy=False)
+
+
+def _check_distances(dist: np.ndarray | sp.spmatrix) -> None:
+    """Refuse NaN, infinite or negative distances (dense or sparse), naming how many and where."""
+    values = dist.data if sp.issparse(dist) else np.asarray(dist)
+    bad = ~np.isfinite(values)
+    negative = ~bad & (values < 0)
+    if not (bad.any() or negative.any()):
+        return
+    rows = (sp.coo_matrix(dist).row[(bad | negative).ravel()] if sp.issparse(dist)
+            else np.argwhere(bad | negative)[:, 0])
+    what = f"{int(bad.sum())} NaN or infinite" if bad.any() else f"{int(negative.sum())} negative"
+    raise ValueError(f"the distance matrix holds {what} entries (first in row {int(rows.min())}): DBSCAN needs "
+                     "finite distances >= 0. NaN usually comes from NaN features (a diverged model or a broken "
+                     "image): check the features with torch.isfinite before clustering")
 
 
 def _entries_within(dist: sp.csr_matrix, eps: float) -> sp.csr_matrix:

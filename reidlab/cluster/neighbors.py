@@ -32,13 +32,18 @@ def as_float32_array(features: np.ndarray | torch.Tensor) -> np.ndarray:
         features: NumPy array or torch tensor on any device (gradients are ignored).
 
     Raises:
-        ValueError: ``features`` is not 2-D.
+        ValueError: ``features`` is not 2-D, or holds NaN or infinite values.
     """
     if isinstance(features, torch.Tensor):
         features = features.detach().to(device="cpu", dtype=torch.float32).numpy()
     features = np.ascontiguousarray(features, dtype=np.float32)
     if features.ndim != 2:
         raise ValueError(f"features must be a 2-D (N, D) array, got shape {features.shape}")
+    finite = np.isfinite(features).all(axis=1)
+    if not finite.all():
+        rows = np.flatnonzero(~finite)
+        raise ValueError(f"features hold NaN or inf in {len(rows)} of {len(features)} rows (first: row {rows[0]}): "
+                         "a diverged model or a broken image; neighbours and distances are undefined for them")
     return features
 
 

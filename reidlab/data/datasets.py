@@ -22,7 +22,9 @@ Typical use::
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -31,8 +33,11 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "DATASETS",
+    "IMAGE_EXTENSIONS",
     "DukeMTMCreID",
     "MSMT17",
     "Market1501",
@@ -48,7 +53,9 @@ SPLITS = ("train", "query", "gallery")
 
 # Market-1501 naming scheme, also used by DukeMTMC-reID and SynthMarket: the person id (-1 for junk)
 # then "_c" and the 1-based camera digit, e.g. 0002_c1s1_000451_03.jpg or 0005_c2_f0046985.jpg.
-_MARKET_NAME = re.compile(r"([-\d]+)_c(\d)")
+_MARKET_NAME = re.compile(r"(-1|\d+)_c(\d+)")
+# Image files a split folder may hold (any case): Market-1501's are .jpg; a converted copy may differ.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 _MARKET_SPLIT_DIRS = ("bounding_box_train", "query", "bounding_box_test")
 _MSMT17_LISTS = ("list_train.txt", "list_val.txt", "list_query.txt", "list_gallery.txt")
@@ -87,9 +94,10 @@ def relabel(pids: Sequence[int]) -> np.ndarray:
 def parse_market_folder(folder: str | os.PathLike, *, num_cameras: int) -> list[Record]:
     """Records of one split folder named in the Market-1501 scheme.
 
-    The file name starts with the person id and the camera, matched by ``([-\\d]+)_c(\\d)``
+    The file name starts with the person id and the camera, matched by ``(-1|\\d+)_c(\\d+)``
     (``0002_c1s1_000451_03.jpg``, ``0005_c2_f0046985.jpg``). Junk images (pid -1) are dropped,
-    distractors (pid 0) kept. Only names are read, no image is opened.
+    distractors (pid 0) kept. Images are ``.jpg``, ``.jpeg`` or ``.png`` in any case; other files are
+    counted and named in a logged warning. Only names are read, no image is opened.
 
     Args:
         folder: A split folder, e.g. ``.../bounding_box_train``.
@@ -99,24 +107,30 @@ def parse_market_folder(folder: str | os.PathLike, *, num_cameras: int) -> list[
         Records sorted by file name, ``camid`` 0-based.
 
     Raises:
-        ValueError: A ``.jpg`` name does not follow the scheme, names a camera out of range, or the
-            folder holds no ``.jpg`` image.
+        ValueError: An image name does not follow the scheme (the file is named), names a camera out of
+            range, or the folder holds no image.
     """
     folder = os.fspath(folder)
-    names = sorted(entry.name for entry in os.scandir(folder) if entry.name.endswith(".jpg"))
+    entries = sorted(entry.name for entry in os.scandir(folder) if entry.is_file())
+    names = [name for name in entries if name.lower().endswith(IMAGE_EXTENSIONS)]
+    ignored = [name for name in entries if name not in set(names)]
+    if ignored:  # reported, never silently dropped
+        shown = ", ".join(ignored[:5]) + (f" and {len(ignored) - 5} more" if len(ignored) > 5 else "")
+        logger.warning("%s: ignored %d file(s) that are not %s images: %s", folder, len(ignored),
+                       "/".join(IMAGE_EXTENSIONS), shown)
     if not names:
-        raise ValueError(f"no .jpg images in '{folder}'")
+        raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in '{folder}'")
     records = []
     for name in names:
         match = _MARKET_NAME.match(name)
         if match is None:
             raise ValueError(
                 f"cannot read person id and camera from '{os.path.join(folder, name)}': expected "
-                "names like 0002_c1s1_000451_03.jpg (pid, '_c', camera digit)"
+                "names like 0002_c1s1_000451_03.jpg (pid or -1, '_c', camera number); rename or remove the file"
             )
         pid, camera = int(match[1]), int(match[2])
         if pid == -1:
-            continue  # junk image (SPEC section 6)
+            continue  # junk image, never loaded (the Market-1501 protocol)
         if not 1 <= camera <= num_cameras:
             raise ValueError(
                 f"camera {camera} out of range 1..{num_cameras} in '{os.path.join(folder, name)}'"
@@ -203,6 +217,27 @@ class ReIDDataset:
             f"{expected}. Looked in:\n" + "\n".join(looked) + "\n"
             "Pass root= the dataset folder itself or a folder that contains it."
         )
+
+    # -- identity -------------------------------------------------------------------------------
+
+    def fingerprint(self) -> str:
+        """A digest of the file list: every record's split, path relative to the root, pid and camera.
+
+        Two folders with the same files give the same fingerprint wherever they are; a dataset with another
+        image, label or split gives another one. The images' contents are not read.
+        """
+        if getattr(self, "_fingerprint", None) is None:
+            digest = hashlib.sha1()
+            for split in SPLITS:
+                for record in getattr(self, split):
+                    relative = os.path.relpath(record.path, self.root)
+                    digest.update(f"{split}\t{relative}\t{record.pid}\t{record.camid}\n".encode())
+            self._fingerprint = digest.hexdigest()[:16]
+        return self._fingerprint
+
+    def identity(self) -> dict[str, str]:
+        """What ties a run to this data: ``{"name", "root", "fingerprint"}`` (:meth:`fingerprint`)."""
+        return {"name": self.name, "root": str(Path(self.root).resolve()), "fingerprint": self.fingerprint()}
 
     # -- statistics -----------------------------------------------------------------------------
 
@@ -423,22 +458,27 @@ class SynthMarket(_MarketLayoutDataset):
         return super()._find_root(folder)
 
     def _check_manifest(self, folder: Path) -> None:
-        regenerate = f"python -m reidlab.data.synthmarket --root {folder} --preset default --overwrite"
         manifest = folder / self.MANIFEST
+        try:
+            content = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else None
+        except (OSError, ValueError):
+            content = None
+        content = content if isinstance(content, dict) else {}
+        if content.get("complete") is True:
+            return
+        preset = content.get("preset") or ("tiny" if "tiny" in folder.name else "default")
+        seed = content.get("seed", 0)
+        regenerate = f"reidlab data --root {folder} --preset {preset} --seed {seed}"
         if not manifest.is_file():
             raise RuntimeError(
-                f"'{folder}' has no {self.MANIFEST}: the SynthMarket generation was interrupted or "
-                f"incomplete (the generator writes the manifest last). Regenerate with: {regenerate}"
+                f"'{folder}' has no {self.MANIFEST}, so it is not a complete SynthMarket (the generator writes "
+                f"the manifest last, into a folder it renames only when complete): move it away, then "
+                f"generate it with `{regenerate}`"
             )
-        try:
-            complete = json.loads(manifest.read_text(encoding="utf-8")).get("complete") is True
-        except (json.JSONDecodeError, AttributeError):
-            complete = False
-        if not complete:
-            raise RuntimeError(
-                f"'{manifest}' does not say \"complete\": true: the SynthMarket generation was "
-                f"interrupted or incomplete. Regenerate with: {regenerate}"
-            )
+        raise RuntimeError(
+            f"'{manifest}' does not say \"complete\": true: the SynthMarket is incomplete. Regenerate it with "
+            f"`{regenerate} --overwrite`"
+        )
 
     def load_splits(self, root: Path) -> tuple[list[Record], list[Record], list[Record]]:
         splits = super().load_splits(root)

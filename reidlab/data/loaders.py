@@ -20,7 +20,7 @@ from reidlab.data.datasets import Record
 from reidlab.data.sampler import PKSampler
 from reidlab.data.transforms import build_transforms
 
-__all__ = ["ImageDataset", "IterLoader", "build_test_loader", "build_train_loader", "read_image"]
+__all__ = ["ImageDataset", "IterLoader", "build_test_loader", "build_train_loader", "check_images", "read_image"]
 
 
 def read_image(path: str | os.PathLike) -> Image.Image:
@@ -34,6 +34,28 @@ def read_image(path: str | os.PathLike) -> Image.Image:
             return image.convert("RGB")
     except (OSError, SyntaxError, ValueError) as error:  # PIL raises all three on bad files
         raise OSError(f"cannot read image '{os.fspath(path)}': {error}") from error
+
+
+def check_images(records: Sequence[Record], *, limit: int = 5) -> None:
+    """Open every image of ``records`` (header only: fast) and list the ones that do not open.
+
+    Called before training starts, so a missing or unreadable image is reported at once, with its path,
+    rather than at the first evaluation after an epoch of work.
+
+    Raises:
+        OSError: naming up to ``limit`` unreadable files and how many there are.
+    """
+    bad = []
+    for record in records:
+        try:
+            with Image.open(record.path) as image:
+                image.size  # noqa: B018 (opening parses the header)
+        except (OSError, SyntaxError, ValueError) as error:
+            bad.append(f"{record.path} ({error})" if len(bad) < limit else record.path)
+    if bad:
+        listed = "; ".join(bad[:limit]) + (f"; and {len(bad) - limit} more" if len(bad) > limit else "")
+        raise OSError(f"{len(bad)} image(s) cannot be opened: {listed}. Replace or remove them (for SynthMarket, "
+                      "generate the dataset again)")
 
 
 class ImageDataset(Dataset):

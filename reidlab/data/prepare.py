@@ -17,6 +17,7 @@ def prepare_dataset(
     *,
     scale: str = "lab",
     seed: int = 0,
+    generate: bool | None = None,
     progress: bool = True,
 ) -> ReIDDataset:
     """Load ``dataset``, generating SynthMarket first when it is the dataset and is not there yet.
@@ -24,14 +25,20 @@ def prepare_dataset(
     Args:
         dataset: a name accepted by :func:`reidlab.data.load_dataset`.
         root: the dataset folder. For SynthMarket ``None`` means ``data_dir()/synthmarket`` (lab and
-            full scale, preset ``default``) or ``data_dir()/synthmarket-tiny`` (tiny scale), and a
-            SynthMarket root that does not exist yet is generated there. Real datasets need their root.
+            full scale, preset ``default``) or ``data_dir()/synthmarket-tiny`` (tiny scale). Real datasets
+            need their root.
         scale: ``"tiny"``, ``"lab"`` or ``"full"``; picks the SynthMarket preset.
         seed: SynthMarket generation seed (only used when generating).
+        generate: generate a missing SynthMarket at ``root``. ``None`` (the default) generates only at the
+            default root: an explicit root that does not exist is an error, so that a mistyped path is
+            reported rather than silently filled with a new dataset.
         progress: show the generation progress bar.
 
     Returns:
         The loaded dataset.
+
+    Raises:
+        FileNotFoundError: an explicit ``root`` that does not exist (and ``generate`` is not True).
     """
     check_scale(scale)
     is_synth = dataset.lower() == "synthmarket"
@@ -41,6 +48,13 @@ def prepare_dataset(
                 f"dataset {dataset!r} needs its root folder (data_root=...); only 'synthmarket' is generated"
             )
         root = default_synthmarket_root(scale)
+        generate = True if generate is None else generate
     if is_synth and not Path(root).exists():
+        if not generate:
+            raise FileNotFoundError(
+                f"no SynthMarket at {root}: check the path, leave data_root unset to use (and generate) "
+                f"{default_synthmarket_root(scale)}, or generate one there with `reidlab data --root {root} "
+                f"--preset {synthmarket_preset(scale)}`"
+            )
         generate_synthmarket(root, preset=synthmarket_preset(scale), seed=seed, progress=progress)
     return load_dataset(dataset, root)

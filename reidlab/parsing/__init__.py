@@ -57,9 +57,9 @@ from reidlab.parsing.scoring import (
     ParsingScore,
     foreground_scores,
     load_part_masks,
+    parsing_iou,
     part_map_measures,
     part_names,
-    parsing_iou,
     parts_in_pieces,
 )
 

@@ -8,10 +8,12 @@ live here (:data:`SCALED_SETTINGS`). Only the training loop unpacks a config.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
 from reidlab.config import check_scale
+from reidlab.models import BACKBONES, PART_SOURCES, POOLINGS
 from reidlab.training.methods import get_method, resolve_preset
 
 __all__ = ["MEMORY_UPDATES", "PART_LOSSES", "SCALED_SETTINGS", "TrainConfig", "preset"]
@@ -77,27 +79,89 @@ class TrainConfig:
     aals_start_epoch: int = 0
 
     def __post_init__(self) -> None:
-        method = get_method(self.method)
         self.losses = tuple(self.losses)  # a JSON list from a saved config becomes a tuple again
+        method = get_method(self.method)
+        for name, rule in _RULES.items():
+            rule.check(name, getattr(self, name))
         unknown = [name for name in self.losses if name not in PART_LOSSES]
         if unknown:
             raise ValueError(f"losses must be names from {PART_LOSSES}, got {unknown}")
-        if self.part_source not in ("parsing", "stripes"):
-            raise ValueError(f"part_source must be 'parsing' or 'stripes', got {self.part_source!r}")
         if self.part_source == "stripes" and {"parsing", "diversity"} & set(self.losses):
             raise ValueError("the parsing and diversity losses need part_source='parsing' (stripes have no part head)")
         valid_updates = method.memory_updates or MEMORY_UPDATES
         if self.memory_update not in valid_updates:
             raise ValueError(f"memory_update of method {self.method!r} must be one of {valid_updates}, "
                              f"got {self.memory_update!r}")
-        if self.num_parts < 2:
-            raise ValueError(f"num_parts must be >= 2 (the background is one part), got {self.num_parts}")
         if self.batch_size % self.num_instances:
             raise ValueError(
                 f"batch_size ({self.batch_size}) must be a multiple of num_instances ({self.num_instances})"
             )
-        if not 0.0 <= self.mu <= 1.0:
-            raise ValueError(f"mu must be in [0, 1], got {self.mu}")
+        if self.k2 > self.k1:
+            raise ValueError(f"k2 ({self.k2}) must be <= k1 ({self.k1}): the query expansion averages within the "
+                             f"k1-neighbour lists")
+        if method.self_paced and not (0.0 < self.eps - self.eps_gap and self.eps + self.eps_gap < 1.0):
+            raise ValueError(f"eps - eps_gap and eps + eps_gap must stay in (0, 1) (SpCL's tight and loose eps), "
+                             f"got eps={self.eps}, eps_gap={self.eps_gap}")
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """What one TrainConfig field may hold: a type and a range or a set of choices."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False  # the range excludes low
+    open_high: bool = False  # the range excludes high
+    choices: tuple = ()
+
+    def describe(self) -> str:
+        if self.choices:
+            return f"one of {self.choices}"
+        if self.kind is bool:
+            return "True or False"
+        if self.low is not None and self.high is not None:
+            return (f"{'an integer' if self.kind is int else 'a number'} in {'(' if self.open_low else '['}"
+                    f"{self.low:g}, {self.high:g}{')' if self.open_high else ']'}")
+        if self.low is not None:
+            return f"{'an integer' if self.kind is int else 'a number'} {'>' if self.open_low else '>='} {self.low:g}"
+        return "a string" if self.kind is str else f"a {self.kind.__name__}"
+
+    def check(self, name: str, value: Any) -> None:
+        kinds = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}[self.kind]
+        wrong_type = not isinstance(value, kinds) or (self.kind is not bool and isinstance(value, bool))
+        ok = not wrong_type
+        if ok and self.choices:
+            ok = value in self.choices
+        elif ok and self.kind in (int, float):
+            if self.kind is float and math.isnan(value):
+                ok = False
+            if self.low is not None:
+                ok = ok and (value > self.low if self.open_low else value >= self.low)
+            if self.high is not None:
+                ok = ok and (value < self.high if self.open_high else value <= self.high)
+        if not ok:
+            raise ValueError(f"TrainConfig.{name} must be {self.describe()}, got {value!r}")
+
+
+_INF = math.inf
+_RULES: dict[str, _Rule] = {  # every field but method, losses and memory_update (checked above)
+    "epochs": _Rule(int, 1), "iters": _Rule(int, 1), "batch_size": _Rule(int, 1), "num_instances": _Rule(int, 1),
+    "lr": _Rule(float, 0, open_low=True), "weight_decay": _Rule(float, 0), "step_size": _Rule(int, 1),
+    "eval_step": _Rule(int, 1),
+    # The Jaccard distance lies in [0, 1]; eps = 1 would join every pair (and the sparse distance stores
+    # only pairs below 1).
+    "eps": _Rule(float, 0, 1, open_low=True, open_high=True), "min_samples": _Rule(int, 1), "k1": _Rule(int, 1),
+    "k2": _Rule(int, 1), "momentum": _Rule(float, 0, 1), "temperature": _Rule(float, 0, open_low=True),
+    "mu": _Rule(float, 0, 1), "eps_gap": _Rule(float, 0, 1, open_high=True),
+    "backbone": _Rule(str, choices=BACKBONES), "pooling": _Rule(str, choices=POOLINGS),
+    "height": _Rule(int, 16), "width": _Rule(int, 8), "erasing_p": _Rule(float, 0, 1),
+    "num_workers": _Rule(int, 0), "cache_images": _Rule(bool),
+    "num_parts": _Rule(int, 2), "part_source": _Rule(str, choices=PART_SOURCES),
+    "foreground_correction": _Rule(bool), "space_correction": _Rule(bool), "eta": _Rule(float, 0, _INF, open_low=True),
+    "gamma": _Rule(float, 0, 1), "gamma_epochs": _Rule(int, 0), "beta": _Rule(float, 0, 1),
+    "agreement_k": _Rule(int, 1), "aals_start_epoch": _Rule(int, 0),
+}
 
 
 # Settings every method shares at the lab scale (LabNet on SynthMarket, two CPU cores, minutes) and the

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +28,12 @@ from reidlab.data.loaders import build_train_loader
 from reidlab.data.prepare import prepare_dataset
 from reidlab.models import ReIDModel, build_model
 from reidlab.training.step import train_step
-from reidlab.utils import resolve_device, seed_everything
+from reidlab.utils import (
+    load_torch_file,
+    resolve_device,
+    seed_everything,
+    write_atomically,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +183,7 @@ def supervised_model(
     path = cache_dir / f"{backbone}-{root.name}-seed{seed}-{key}.pt"
     if path.is_file():
         model = build_model(backbone, pretrained=False)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        model.load_state_dict(load_torch_file(path, what="cached model"))
         logger.info("loaded %s trained on %s from %s", backbone, root, path)
         return model
     logger.info("training %s on %s (%d images, %d ids)", backbone, root, len(dataset.train), dataset.num_train_pids)
@@ -188,9 +192,7 @@ def supervised_model(
     train_supervised(model, dataset.train, config, device=device, seed=seed, progress=progress)
     model.cpu()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    torch.save(model.state_dict(), partial)
-    os.replace(partial, path)
+    write_atomically(path, lambda partial: torch.save(model.state_dict(), partial))
     return model
 
 
@@ -231,6 +233,7 @@ def source_pretrained_model(
     config = config or supervised_config(scale)
     preset = "tiny" if scale == "tiny" else "default"
     source_root = data_dir() / f"synthmarket-{preset}-source-seed{source_seed}"
-    source = prepare_dataset("synthmarket", source_root, scale=scale, seed=source_seed, progress=progress)
+    source = prepare_dataset("synthmarket", source_root, scale=scale, seed=source_seed, generate=True,
+                             progress=progress)
     return supervised_model(source, backbone=backbone, config=config, seed=source_seed, cache_dir=cache_dir,
                             device=device, progress=progress)

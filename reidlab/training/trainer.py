@@ -35,6 +35,7 @@ from reidlab.cluster import (
     jaccard_distance,
 )
 from reidlab.data.datasets import ReIDDataset
+from reidlab.data.loaders import check_images
 from reidlab.evaluation import evaluate_model
 from reidlab.memory import Memory
 from reidlab.models import GeneralizedMeanPooling
@@ -52,7 +53,13 @@ from reidlab.training.distributed import (
 from reidlab.training.methods import MemoryInputs, get_method
 from reidlab.training.stages import EpochFeatures
 from reidlab.training.step import train_step
-from reidlab.utils import resolve_device, seed_everything, write_atomically
+from reidlab.utils import (
+    check_writable,
+    load_torch_file,
+    resolve_device,
+    seed_everything,
+    write_atomically,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +137,11 @@ class Trainer:
                 f"identities x num_instances ({self.config.num_instances})"
             )
         self.run_dir = Path(self.run_dir) if self.run_dir is not None else None
+        if self.run_dir is not None and self.world.is_main:  # found out now, not after an epoch's work
+            check_writable(self.run_dir, what="run folder")
+        if self.config.k1 >= len(self.dataset.train):
+            raise ValueError(f"k1 ({self.config.k1}) must be smaller than the number of training images "
+                             f"({len(self.dataset.train)}): lower k1 or use a larger dataset")
         pooling = "gem" if isinstance(getattr(self.model, "pool", None), GeneralizedMeanPooling) else "avg"
         if pooling != self.config.pooling:
             raise ValueError(
@@ -191,10 +203,30 @@ class Trainer:
     def build_memory(self, features: EpochFeatures, labels: np.ndarray, epoch: int) -> np.ndarray:
         """The method's memory from ``labels`` (and the stage's per-epoch state); returns the labels the
         sampler trains on."""
+        train_labels = self.method.train_labels(labels)
+        self._check_enough_identities(train_labels, labels, epoch)
         inputs = MemoryInputs(features, labels, self.config, self.seed, epoch, self.memory)
         self.memory = self.method.make_memory(inputs).to(self.device)
         self.stage.prepare(features, labels, epoch)
-        return self.method.train_labels(labels)
+        return train_labels
+
+    def _check_enough_identities(self, train_labels: np.ndarray, labels: np.ndarray, epoch: int) -> None:
+        """A P x K batch needs P pseudo-identities: say what DBSCAN did when there are fewer."""
+        cfg = self.config
+        needed = cfg.batch_size // (self.world.world_size * cfg.num_instances)
+        identities = len(np.unique(train_labels[train_labels >= 0]))
+        if identities >= needed:
+            return
+        clusters, outliers = int(labels.max(initial=-1)) + 1, int((labels < 0).sum())
+        if clusters == 1 and outliers == 0:
+            cause = f"one cluster holds every training image: eps={cfg.eps} is too large, lower it"
+        elif outliers > len(labels) // 2:
+            cause = f"{outliers} of {len(labels)} images are outliers: eps={cfg.eps} is too small, raise it"
+        else:
+            cause = "lower batch_size (P = batch_size / num_instances) or change eps"
+        raise ValueError(f"epoch {epoch}: DBSCAN found {clusters} cluster(s) and {outliers} outlier(s), but a "
+                         f"batch of {cfg.batch_size} = P x {cfg.num_instances} needs P = {needed} pseudo-identities; "
+                         f"{cause}")
 
     # ----------------------------------------------------------------------------- training
     def train_epoch(self, epoch: int, labels: np.ndarray) -> tuple[float, dict[str, float]]:
@@ -258,6 +290,8 @@ class Trainer:
             start = self._load_checkpoint()
         else:
             seed_everything(rank_seed(self.seed, self.world.rank))
+        if start < cfg.epochs:  # every image opens, before any work (an unreadable query would stop evaluation)
+            check_images([*self.dataset.train, *self.dataset.query, *self.dataset.gallery])
         for epoch in tqdm(range(start, cfg.epochs), desc=cfg.method, disable=not self.progress,
                           initial=start, total=cfg.epochs):
             began = time.perf_counter()
@@ -299,6 +333,7 @@ class Trainer:
             "epoch": epoch,
             "config": asdict(self.config),
             "seed": self.seed,
+            "data": self.dataset.identity(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -314,6 +349,24 @@ class Trainer:
         write_atomically(self.run_dir / "checkpoint.pt", lambda p: torch.save(state, p))
         write_atomically(self.run_dir / "history.json", lambda p: p.write_text(json.dumps(self.history, indent=2)))
 
+    def _check_same_run(self, path: Path, state: dict[str, Any]) -> None:
+        """Refuse to resume a checkpoint of another run: its config, seed or data (named field by field)."""
+        differences = [f"config.{key}: {value!r} there, {getattr(self.config, key, None)!r} here"
+                       for key, value in state["config"].items() if asdict(self.config).get(key) != value]
+        differences += [f"config.{key}: missing there" for key in asdict(self.config) if key not in state["config"]]
+        if state["seed"] != self.seed:
+            differences.append(f"seed: {state['seed']} there, {self.seed} here")
+        saved, data = state.get("data") or {}, self.dataset.identity()
+        for key in ("name", "fingerprint"):
+            if saved.get(key) != data[key]:
+                differences.append(f"dataset {key}: {saved.get(key)!r} there ({saved.get('root')}), "
+                                   f"{data[key]!r} here ({data['root']})")
+        if differences:
+            raise ValueError(f"{path} was written by another run ({'; '.join(differences)}): resume with the "
+                             f"same settings and data, or use another run folder")
+        if saved.get("root") != data["root"]:
+            logger.info("resuming %s: the same files, now under %s (was %s)", path, data["root"], saved.get("root"))
+
     def _load_checkpoint(self) -> int:
         if self.run_dir is None:
             raise ValueError("resume=True needs a run_dir holding checkpoint.pt")
@@ -322,11 +375,11 @@ class Trainer:
             logger.info("no checkpoint in %s: starting from epoch 0", self.run_dir)
             seed_everything(rank_seed(self.seed, self.world.rank))
             return 0
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state["config"] != asdict(self.config) or state["seed"] != self.seed:
-            raise ValueError(
-                f"{path} was written by a run with another config or seed; use another run_dir or the same settings"
-            )
+        state = load_torch_file(path, what="checkpoint",
+                                fix="delete it to start the run again, or resume from another run folder")
+        if not isinstance(state, dict) or not {"config", "seed", "model", "epoch"} <= set(state):
+            raise ValueError(f"{path} is not a reidlab training checkpoint: use another run folder")
+        self._check_same_run(path, state)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

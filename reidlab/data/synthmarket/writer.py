@@ -77,8 +77,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+# The file that marks a folder as the generator's own work in progress (or its own discarded copy): only
+# folders that carry it are ever removed, so a user's folder that merely has a similar name is safe.
+_MARKER = ".reidlab-synthmarket-temporary"
+
+
+def _mark(folder: Path, token: str) -> None:
+    (folder / _MARKER).write_text(f"{token}\n", encoding="utf-8")
+
+
 def _remove_stale(root: Path) -> None:
-    """Remove ``<root>.partial-*`` / ``<root>.old-*`` folders left by runs whose process is gone."""
+    """Remove ``<root>.partial-<pid>-*`` / ``<root>.old-<pid>-*`` folders that this generator made (they carry
+    its marker file) and whose process is gone."""
     if not root.parent.is_dir():
         return
     for path in root.parent.iterdir():
@@ -86,9 +96,22 @@ def _remove_stale(root: Path) -> None:
             continue
         tag, _, rest = path.name[len(root.name) + 1:].partition("-")
         pid = rest.split("-")[0]
-        if tag in ("partial", "old") and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if (tag in ("partial", "old") and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
+                and path.is_dir() and (path / _MARKER).is_file()):
             logger.info("removing %s left by an interrupted SynthMarket generation", path)
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _die_with_parent() -> None:
+    """Worker initialiser: on Linux, ask for SIGTERM when the parent process dies (no orphaned renderers)."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the pool's own shutdown still ends the workers
+        pass
 
 
 def generate_synthmarket(
@@ -106,11 +129,13 @@ def generate_synthmarket(
 
     The dataset is written to a sibling ``<root>.partial-<pid>-<token>`` folder, the manifest
     ``synthmarket.json`` (with ``"complete": true``) last, and the folder is then renamed to ``root``;
-    an interrupted run leaves no ``root``. Stale ``.partial`` folders of dead runs are removed.
+    an interrupted run leaves no ``root``. Stale ``.partial`` folders of dead runs are removed, but only
+    those that carry the generator's marker file: a folder reidlab did not make is never removed.
 
     If ``root`` exists and is non-empty: a complete dataset with the same preset, config, seed and
-    difficulty is reused as is; anything else raises :class:`FileExistsError` unless ``overwrite``,
-    which replaces it once the new dataset is complete.
+    difficulty is reused as is; another SynthMarket raises :class:`FileExistsError` unless
+    ``overwrite``, which replaces it once the new dataset is complete; anything that is not a SynthMarket
+    is never replaced.
 
     Args:
         root: Folder of the dataset, e.g. ``data/SynthMarket``.
@@ -159,35 +184,43 @@ def generate_synthmarket(
             logger.info("SynthMarket at %s already complete (preset %s, seed %d, difficulty %g): reusing it",
                         root, preset_name, seed, difficulty)
             return root
-        if not overwrite:
-            what = "a different SynthMarket" if existing is not None else "something that is not a complete SynthMarket"
+        if existing is None:  # not reidlab's: never replaced, even with overwrite
             raise FileExistsError(
-                f"'{root}' already exists and holds {what} (wanted preset={preset_name}, seed={seed}, "
-                f"difficulty={difficulty}); pass overwrite=True (--overwrite) to replace it or choose another root"
+                f"'{root}' already exists and is not a SynthMarket (no {MANIFEST_NAME}); reidlab replaces only "
+                f"a SynthMarket it generated: choose another root, or move '{root}' away yourself"
+            )
+        if not overwrite:
+            raise FileExistsError(
+                f"'{root}' already holds a different SynthMarket (preset={existing.get('preset')}, "
+                f"seed={existing.get('seed')}, difficulty={existing.get('difficulty')}; wanted preset={preset_name}, "
+                f"seed={seed}, difficulty={difficulty}): pass overwrite=True (--overwrite) to replace it, or "
+                f"choose another root"
             )
 
     specs, cameras = plan_samples(config, seed=int(seed), difficulty=difficulty)
     token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     partial = root.parent / f"{root.name}.partial-{token}"
+    partial.mkdir(parents=True)  # new and ours: the token is unique
     try:
+        _mark(partial, token)
         for split in SPLIT_DIRS:
             (partial / split).mkdir(parents=True)
             (partial / "masks" / split).mkdir(parents=True)
         _render_all(partial, specs, cameras, difficulty, config.jpeg_quality, workers, progress)
         manifest.update(counts=_counts(specs), complete=True)
         (partial / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        if root.exists():  # overwrite (or an empty folder): move the old one aside, remove it after
+        if root.exists():  # an empty folder, or a SynthMarket to overwrite: move it aside, remove it after
             old = root.parent / f"{root.name}.old-{token}"
             os.replace(root, old)
+            _mark(old, token)  # now ours to remove
+            (partial / _MARKER).unlink()
             os.replace(partial, root)
-            if old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink()
+            shutil.rmtree(old, ignore_errors=True)
         else:
+            (partial / _MARKER).unlink()
             os.replace(partial, root)
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(partial, ignore_errors=True)  # made by this call (unique token)
         raise
     logger.info("SynthMarket written to %s (%d images)", root, len(specs))
     return root
@@ -205,7 +238,7 @@ def _render_all(partial: Path, specs: Sequence[SampleSpec], cameras: Sequence[Ca
             return
         jobs = [(str(partial), chunk, cameras, difficulty, quality)
                 for chunk in _chunks(specs, max(8, len(specs) // (workers * 16)))]
-        with multiprocessing.get_context().Pool(workers) as pool:
+        with multiprocessing.get_context().Pool(workers, initializer=_die_with_parent) as pool:
             for done in pool.imap_unordered(_render_chunk_args, jobs):
                 bar.update(done)
 
