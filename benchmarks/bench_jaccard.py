@@ -2,7 +2,7 @@
 
 Features: N L2-normalised 2048-d rows around N/17 random unit centres (17 images per identity, as in
 Market-1501's 12,936 / 751) plus Gaussian noise giving a same-identity cosine of about 0.75.
-k1 = 30, k2 = 6 (SPEC section 2). For every size, in the same run and interleaved so that both see the
+k1 = 30, k2 = 6 (docs/methods.md, section 2). For every size, in the same run and interleaved so that both see the
 same machine load (best of ``--repeats``):
 
 * kNN: the exact search alone, ``faiss.IndexFlatIP`` with k = k1 (what any implementation must do);

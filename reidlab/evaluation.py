@@ -1,4 +1,4 @@
-"""Re-ID evaluation: distances, CMC, mAP and mINP under the Market-1501 protocol (SPEC section 6).
+"""Re-ID evaluation: distances, CMC, mAP and mINP under the Market-1501 protocol (docs/methods.md, section 6).
 
 For every query the gallery is ranked by distance; gallery images with the query's identity AND
 camera are dropped (they would be trivial matches); the remaining images of the query's identity are
@@ -32,7 +32,7 @@ def pairwise_distance(
     *,
     chunk_size: int = 4096,
 ) -> np.ndarray:
-    """Squared Euclidean distance between every query and every gallery feature (SPEC section 5).
+    """Squared Euclidean distance between every query and every gallery feature (docs/methods.md, section 5).
 
     Computed as ``|q|^2 + |g|^2 - 2 q.g`` with one matrix product per chunk of ``chunk_size`` query
     rows, on the device of the inputs. For L2-normalised features this is ``2 - 2 cos(q, g)``.
@@ -123,7 +123,7 @@ def evaluate(
     *,
     max_rank: int = 50,
 ) -> dict[str, Any]:
-    """mAP, mINP and Rank-1/5/10 under the Market-1501 protocol (SPEC section 6).
+    """mAP, mINP and Rank-1/5/10 under the Market-1501 protocol (docs/methods.md, section 6).
 
     Uses the same computation as :func:`evaluate_rank`. mINP is the mean inverse negative penalty of
     Ye et al., "Deep Learning for Person Re-identification: A Survey and Outlook", TPAMI 2021
@@ -171,7 +171,7 @@ def evaluate_model(
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """Embed ``dataset.query`` and ``dataset.gallery`` with ``model`` and evaluate (SPEC sections 5-6).
+    """Embed ``dataset.query`` and ``dataset.gallery`` with ``model`` and evaluate (docs/methods.md, sections 5-6).
 
     Args:
         model: maps images to L2-normalised features.
@@ -222,7 +222,7 @@ def plot_ranked_results(
         num_queries: number of rows when ``query_indices`` is not given.
         topk: gallery images per row.
         drop_same_camera: drop gallery images with the query's pid and camera first, as the
-            evaluation protocol does (SPEC section 6).
+            evaluation protocol does (docs/methods.md, section 6).
         image_size: ``(height, width)`` every image is resized to.
 
     Returns:

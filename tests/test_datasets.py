@@ -1,4 +1,4 @@
-"""Tests of reidlab.data.datasets on file trees that use the real naming schemes (SPEC section 7).
+"""Tests of reidlab.data.datasets on file trees that use the real naming schemes (docs/methods.md, section 7).
 
 Files are empty: the loaders only read names (and MSMT17 only its list files).
 """

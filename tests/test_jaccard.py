@@ -1,4 +1,4 @@
-"""k-reciprocal Jaccard distance: parity with a naive loop version of the reference (SPEC section 2)."""
+"""k-reciprocal Jaccard distance: parity with a naive loop version of the reference (docs/methods.md, section 2)."""
 
 import logging
 
@@ -22,7 +22,7 @@ def clustered_features(n=300, n_centres=20, dim=64, seed=0):
 
 
 def naive_jaccard(x, k1, k2, initial_rank=None):
-    """SPEC section 2 written as the authors' loops over dense float32 matrices."""
+    """docs/methods.md, section 2 written as the authors' loops over dense float32 matrices."""
     n = len(x)
     if initial_rank is None:
         initial_rank = np.argsort(-(x @ x.T), axis=1, kind="stable")[:, :k1]

@@ -1,4 +1,4 @@
-"""Memories (SPEC section 4): parity with naive loops written from the equations, invariants, errors."""
+"""Memories (docs/methods.md, section 4): parity with naive loops written from the equations, invariants, errors."""
 
 import math
 
@@ -25,7 +25,10 @@ def unit(*shape, seed=0, dtype=torch.float64):
 
 # ----------------------------------------------------------------------------- naive references
 def naive_spcl_loss(x, rows, labels, indexes, tau):
-    """SPEC 4.1 with SpCL's epsilons: classes = clusters (label >= 0) + one per label -1 sample."""
+    """SpCL's loss with its epsilons (docs/methods.md, section 4.1).
+
+    Classes = clusters (label >= 0) + one per label -1 sample.
+    """
     n = len(labels)
     classes = [[j for j in range(n) if labels[j] == c] for c in sorted({int(v) for v in labels if v >= 0})]
     classes += [[j] for j in range(n) if labels[j] == -1]
@@ -411,7 +414,7 @@ def test_to_and_state_dict_round_trip(position):
     assert memory(x, targets, indexes=indexes) == memory.loss(x, targets, indexes=indexes)  # forward = loss
 
 
-# ----------------------------------------------------------------------------- WeightedMemory (SCWM, SPEC 4.4)
+# ------------------------------------------------------------ WeightedMemory (SCWM, docs/methods.md, section 4.4.5)
 from reidlab.memory import WeightedMemory  # noqa: E402  (appended section; the class is new in this round)
 
 

@@ -1,4 +1,7 @@
-"""SpCL self-paced reliability: parity with a naive set-based version of spcl_train_usl.py (SPEC 4.1)."""
+"""SpCL self-paced reliability: parity with a naive set-based version of spcl_train_usl.py.
+
+docs/methods.md, section 4.1.
+"""
 
 import numpy as np
 import pytest

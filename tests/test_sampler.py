@@ -1,4 +1,4 @@
-"""Tests of reidlab.data.sampler.PKSampler (SPEC section 1)."""
+"""Tests of reidlab.data.sampler.PKSampler (docs/methods.md, section 1)."""
 
 from collections import defaultdict
 

@@ -81,7 +81,7 @@ def test_mean_update_equals_cluster_memory_and_naive_loop(toy):
     np.testing.assert_allclose(step["rows_before"], memory.centroids.numpy())
     memory.update(torch.from_numpy(step["batch"]), torch.from_numpy(step["batch_labels"]))
     np.testing.assert_allclose(step["rows_after"], memory.centroids.numpy(), atol=1e-6)
-    # Naive: sequential c <- m c + (1 - m) x, re-normalised (SPEC 4.2).
+    # Naive: sequential c <- m c + (1 - m) x, re-normalised (docs/methods.md, section 4.2).
     rows = step["rows_before"].astype(np.float64)
     for x, y in zip(step["batch"], step["batch_labels"]):
         rows[y] = normalise(0.3 * rows[y] + 0.7 * x)

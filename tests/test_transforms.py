@@ -1,4 +1,4 @@
-"""Tests of reidlab.data.transforms (SPEC section 5)."""
+"""Tests of reidlab.data.transforms (docs/methods.md, section 5)."""
 
 import math
 

@@ -4,7 +4,7 @@ SCWM Eq. 7 (the difficulty level alpha) and PPLR's cross-agreement score (Cho et
 Label Refinement for Unsupervised Person Re-identification", CVPR 2022) are the same quantity: for every
 sample, the IoU of the k-nearest-neighbour set of its global feature and that of its k-th part feature.
 SCWM uses it to weight the memory update (Eq. 8-9) and the part labels (Eq. 13-14); PPLR uses it for the
-same label smoothing and refinement. SPEC section 4.4.
+same label smoothing and refinement. docs/methods.md, section 4.4.4.
 """
 
 from __future__ import annotations

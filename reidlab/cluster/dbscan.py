@@ -1,6 +1,6 @@
 """Pseudo-labels by DBSCAN on a precomputed distance, and what the memories need from them.
 
-SPEC section 1 step 2-3 and section 3: every method runs scikit-learn's DBSCAN with ``min_samples=4`` on
+docs/methods.md, section 1 steps 2-3 and section 3: every method runs scikit-learn's DBSCAN with ``min_samples=4`` on
 the k-reciprocal Jaccard distance (:func:`reidlab.cluster.jaccard.jaccard_distance`); label -1 marks an
 outlier. Cluster Contrast, HHCL and SCWM drop outliers from training (keep ``labels >= 0``); SpCL keeps
 each as a one-image class (:func:`outliers_as_classes`). Memories start from :func:`cluster_centroids`.
@@ -96,7 +96,7 @@ def _entries_within(dist: sp.csr_matrix, eps: float) -> sp.csr_matrix:
 
 
 class DBSCANPseudoLabeler:
-    """DBSCAN pseudo-labels with the settings of the four methods (SPEC section 3), scikit-learn style.
+    """DBSCAN pseudo-labels with the settings of the four methods (docs/methods.md, section 3), scikit-learn style.
 
     Args:
         eps: neighbourhood radius on the Jaccard distance. 0.6 is the Market-1501 default of SpCL and
@@ -198,7 +198,7 @@ def outliers_as_classes(labels: np.ndarray | torch.Tensor) -> np.ndarray | torch
 def cluster_centroids(
     features: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor
 ) -> np.ndarray | torch.Tensor:
-    """L2-normalised mean feature of every cluster (SPEC section 1 step 3); outliers (-1) are left out.
+    """L2-normalised mean feature of every cluster (docs/methods.md, section 1 step 3); outliers (-1) are left out.
 
     Args:
         features: (N, D) NumPy array or torch tensor (any device).

@@ -1,5 +1,5 @@
 """k-reciprocal Jaccard distance (Zhong et al., "Re-ranking Person Re-identification with k-reciprocal
-Encoding", CVPR 2017), as SpCL, Cluster Contrast, HHCL and SCWM compute it before DBSCAN (SPEC section 2).
+Encoding", CVPR 2017), as SpCL, Cluster Contrast, HHCL and SCWM compute it before DBSCAN (docs/methods.md, section 2).
 
 The authors' ``compute_jaccard_distance`` fills dense N x N float32 matrices in Python loops. Only a small
 fraction of the entries is non-zero, so this module keeps every stage sparse and vectorised:
@@ -50,7 +50,7 @@ def jaccard_distance(
     output: Literal["sparse", "dense"] = "sparse",
     progress: bool = False,
 ) -> sp.csr_matrix | np.ndarray:
-    """k-reciprocal Jaccard distance between all rows of ``features`` (SPEC section 2).
+    """k-reciprocal Jaccard distance between all rows of ``features`` (docs/methods.md, section 2).
 
     Same numbers as the authors' ``compute_jaccard_distance`` (SpCL, Cluster Contrast, HHCL) up to float32
     rounding, without any dense N x N array. The defaults k1=30, k2=6 are those of every training script of the four

@@ -1,6 +1,6 @@
 """Exact k-nearest-neighbour search by inner product (cosine for L2-normalised rows) with faiss.
 
-The k-reciprocal Jaccard distance (``reidlab.cluster.jaccard``, SPEC section 2) starts from these lists.
+The k-reciprocal Jaccard distance (``reidlab.cluster.jaccard``, docs/methods.md, section 2) starts from these lists.
 faiss runs on the GPU when the installed build has GPU support and a GPU is visible (the database sharded
 over all visible GPUs when there are several), on the CPU otherwise.
 """
@@ -58,7 +58,7 @@ def knn_search(
     """The ``k`` most similar rows of ``features`` for every row, by exact inner product.
 
     For L2-normalised rows the inner product is the cosine similarity, and the order is the same as by
-    squared Euclidean distance (the authors' code searches a ``faiss.IndexFlatL2``; SPEC section 2 step 1).
+    squared Euclidean distance (the authors' code searches a ``faiss.IndexFlatL2``; docs/methods.md, section 2 step 1).
 
     Rank 0 is always the sample itself. faiss breaks ties arbitrarily, so with exact duplicates a twin
     can come first or, with more than ``k`` twins, the sample can be missing from its own list. Where that

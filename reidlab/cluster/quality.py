@@ -1,4 +1,4 @@
-"""How good are the pseudo-labels? Compare them with the true identities (SPEC section 1 step 2).
+"""How good are the pseudo-labels? Compare them with the true identities (docs/methods.md, section 1 step 2).
 
 Conventions (the training sees outliers either dropped or as one-image classes, so both views count):
 

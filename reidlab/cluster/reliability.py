@@ -1,4 +1,4 @@
-"""SpCL's self-paced cluster reliability criterion (SPEC section 4.1).
+"""SpCL's self-paced cluster reliability criterion (docs/methods.md, section 4.1).
 
 Ge et al., "Self-paced Contrastive Learning with Hybrid Memory for Domain Adaptive Object Re-ID", NeurIPS
 2020, as released in ``examples/spcl_train_usl.py``.
@@ -61,7 +61,7 @@ class SelfPacedRefiner:
     calls reuse it. Use a new refiner to start over.
 
     Args:
-        eps: DBSCAN radius (SpCL default 0.6, SPEC section 3).
+        eps: DBSCAN radius (SpCL default 0.6, docs/methods.md, section 3).
         eps_gap: the tight and loose clusterings use eps - eps_gap and eps + eps_gap (SpCL's
             ``--eps-gap``, default 0.02).
         percentile: percentile of the clusters' R_indep used as the threshold (SpCL: 90), taken as SpCL

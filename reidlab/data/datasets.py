@@ -1,4 +1,4 @@
-"""Person re-ID datasets as lists of ``(path, pid, camid)`` records (SPEC section 7).
+"""Person re-ID datasets as lists of ``(path, pid, camid)`` records (docs/methods.md, section 7).
 
 Each dataset is a small class: the published folder name, the entries that folder must contain, a
 docstring with the reference and statistics, and one function that turns files into records. Nothing
@@ -11,7 +11,7 @@ Conventions (as torchreid and the SpCL / Cluster Contrast code):
   methods never read them, and keeping them lets a notebook compare pseudo-labels with the truth.
   :func:`relabel` maps them to ``0..n-1`` when a contiguous label is needed.
 - Junk images (pid -1) are never loaded; distractors (pid 0, Market-1501) stay in the gallery
-  (SPEC section 6).
+  (docs/methods.md, section 6).
 - Records are sorted by path, so the order (and every index into it) is the same on every machine.
 
 Typical use::
@@ -130,7 +130,7 @@ def parse_market_folder(folder: str | os.PathLike, *, num_cameras: int) -> list[
             )
         pid, camera = int(match[1]), int(match[2])
         if pid == -1:
-            continue  # junk image, never loaded (the Market-1501 protocol)
+            continue  # junk image, never loaded (docs/methods.md, section 6)
         if not 1 <= camera <= num_cameras:
             raise ValueError(
                 f"camera {camera} out of range 1..{num_cameras} in '{os.path.join(folder, name)}'"
@@ -318,7 +318,7 @@ class Market1501(_MarketLayoutDataset):
     Layout: ``Market-1501-v15.09.15/{bounding_box_train,query,bounding_box_test}``, names
     ``PPPP_cCsS_FFFFFF_BB.jpg`` (pid, camera 1-6, sequence, frame, box).
 
-    Statistics (SPEC section 7), junk (pid -1) dropped:
+    Statistics (docs/methods.md, section 7), junk (pid -1) dropped:
         - train: 751 ids, 12,936 images, 6 cameras.
         - query: 750 ids, 3,368 images.
         - gallery: 751 ids (750 + distractor pid 0), 15,913 images (19,732 files minus 3,819 junk).
@@ -341,7 +341,7 @@ class DukeMTMCreID(_MarketLayoutDataset):
     Layout: ``DukeMTMC-reID/{bounding_box_train,query,bounding_box_test}``, names
     ``PPPP_cC_fFFFFFFF.jpg`` (pid, camera 1-8, frame).
 
-    Statistics (SPEC section 7):
+    Statistics (docs/methods.md, section 7):
         - train: 702 ids, 16,522 images, 8 cameras.
         - query: 702 ids, 2,228 images.
         - gallery: 1,110 ids (702 + 408 distractor identities), 17,661 images.
@@ -366,7 +366,7 @@ class MSMT17(ReIDDataset):
     query and gallery images sit in the test folder. Only the lists are read: no image file is
     checked, so a missing image surfaces when the loader reads it.
 
-    Statistics (SPEC section 7):
+    Statistics (docs/methods.md, section 7):
         - train (train + val lists): 1,041 ids, 32,621 images, 15 cameras.
         - query: 3,060 ids, 11,659 images.
         - gallery: 3,060 ids, 82,161 images.

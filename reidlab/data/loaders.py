@@ -1,4 +1,4 @@
-"""Image reading, the re-ID image dataset and the train / test loaders (SPEC sections 1 and 5).
+"""Image reading, the re-ID image dataset and the train / test loaders (docs/methods.md, sections 1 and 5).
 
 A batch is ``(images (B, 3, H, W), labels (B,), camids (B,), indices (B,))``; ``indices`` are
 positions in the record list, i.e. rows of the feature matrix and of an instance memory.
@@ -112,7 +112,9 @@ class ImageDataset(Dataset):
 
 
 class IterLoader:
-    """Exactly ``length`` batches per epoch from ``loader``, restarting it when it runs out (SPEC section 1).
+    """Exactly ``length`` batches per epoch from ``loader``, restarting it when it runs out.
+
+    docs/methods.md, section 1.
 
     Each ``iter()`` (each epoch) starts a fresh pass of ``loader``, like ``IterLoader.new_epoch`` of
     SpCL / Cluster Contrast; a pass that ends before ``length`` batches is followed by a new one.
@@ -167,7 +169,7 @@ def build_train_loader(
     """P x K training batches with the train augmentations, ``iters`` batches per epoch.
 
     Defaults are Cluster Contrast / HHCL's: batch 256 = 16 identities x 16 images, 200 iterations
-    (SPEC section 4.2). Records whose label is -1 are never sampled; indices in the batch stay
+    (docs/methods.md, section 4.2). Records whose label is -1 are never sampled; indices in the batch stay
     positions in ``records``.
 
     Args:
@@ -183,9 +185,9 @@ def build_train_loader(
             augmentations draw from torch's global generator: call ``torch.manual_seed`` for
             bit-identical runs.
         cache: Keep decoded images in memory: ``True`` or a shared dict (see :class:`ImageDataset`).
-        erasing_p: probability of random erasing (SPEC section 5: 0.5).
-        flip_p: horizontal flip probability (SPEC section 5: 0.5).
-        padding: padding before the random crop (SPEC section 5: 10). SCWM's trainer sets ``flip_p`` and
+        erasing_p: probability of random erasing (docs/methods.md, section 5: 0.5).
+        flip_p: horizontal flip probability (docs/methods.md, section 5: 0.5).
+        padding: padding before the random crop (docs/methods.md, section 5: 10). SCWM's trainer sets ``flip_p`` and
             ``padding`` to 0 and applies both itself, to the images and their pseudo parsing masks together.
         pin_memory: Passed to the DataLoader (useful when batches go to a GPU).
 

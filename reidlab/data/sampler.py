@@ -1,4 +1,4 @@
-"""P x K identity sampler preferring other cameras (SPEC section 1).
+"""P x K identity sampler preferring other cameras (docs/methods.md, section 1).
 
 Behaves as ``RandomMultipleGallerySampler`` of SpCL and Cluster Contrast
 (``utils/data/sampler.py``), which HHCL reuses, with its own seeded generator instead of the global

@@ -1,4 +1,4 @@
-"""Image transforms of the re-ID training and test pipelines (SPEC section 5).
+"""Image transforms of the re-ID training and test pipelines (docs/methods.md, section 5).
 
 Train: bicubic resize -> horizontal flip 0.5 -> pad 10 -> random crop -> tensor -> ImageNet
 normalisation -> random erasing 0.5. Test: bicubic resize -> tensor -> normalisation. This is the
@@ -117,7 +117,7 @@ def build_transforms(
     padding: int = 10,
     erasing_p: float = 0.5,
 ) -> T.Compose:
-    """The train or test transform of SPEC section 5, taking a PIL image to a ``(3, height, width)`` tensor.
+    """The train or test transform of docs/methods.md, section 5, taking a PIL image to a ``(3, height, width)`` tensor.
 
     Args:
         height: Output height (256; SCWM uses 384).

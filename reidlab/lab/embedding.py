@@ -1,7 +1,7 @@
 """2-D embeddings of re-ID features for plots: t-SNE and UMAP, cached, and scatter plots by label.
 
 Notebook 01 colours one embedding of the training features by the true identities and by the
-pseudo-labels of DBSCAN (SPEC sections 2-3). The embedding is the slow part (seconds to a minute) and does
+pseudo-labels of DBSCAN (docs/methods.md, sections 2-3). The embedding is the slow part (seconds to a minute) and does
 not depend on the labels, so :class:`EmbeddingCache` computes it once and every recolouring afterwards
 only redraws (:func:`plot_embedding`, :func:`plot_embeddings`).
 
@@ -44,7 +44,7 @@ def embed_2d(
     """A 2-D embedding of ``features`` (N, D) for scatter plots, by t-SNE or UMAP.
 
     Rows are L2-normalised first: re-ID features are compared by cosine similarity, and on unit vectors the
-    squared Euclidean distance is ``2 - 2 cos`` (the test distance of SPEC section 5).
+    squared Euclidean distance is ``2 - 2 cos`` (the test distance, docs/methods.md, section 5).
 
     * ``"tsne"``: ``sklearn.manifold.TSNE`` with ``init="pca"``, Euclidean distance on the normalised rows
       and perplexity ``min(30, (N - 1) / 3)`` (30 is scikit-learn's default; the cap keeps it below

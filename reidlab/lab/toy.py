@@ -6,9 +6,10 @@ features; nothing re-implements their maths:
 
 * :func:`toy_clusters` makes clusters of angles; :func:`toy_batch` a P x K batch of them.
 * :func:`toy_update_step` builds a memory with the class's own constructor and calls its ``update`` once
-  (SPEC section 4: ``c <- m c + (1 - m) x``, re-normalised; HHCL Eq. 4 and Eq. 8); :func:`plot_memory_update`
-  draws the rows before and after, :func:`row_softmax` / :func:`plot_row_softmax` what the temperature
-  does to the logits ``x . row / tau``. Taught in ``notebooks/02_memory_banks.ipynb``.
+  (docs/methods.md, section 4: ``c <- m c + (1 - m) x``, re-normalised; HHCL Eq. 4 and Eq. 8);
+  :func:`plot_memory_update` draws the rows before and after, :func:`row_softmax` /
+  :func:`plot_row_softmax` what the temperature does to the logits ``x . row / tau``. Taught in
+  ``notebooks/02_memory_banks.ipynb``.
 * :func:`query_pull` differentiates HHCL's two loss terms (L_cls, HHCL Eq. 3; L_ins, Eqs. 5-7) with
   respect to one query and weighs them as Eq. 2 does; :func:`plot_query_pull` draws the pull of each.
   Taught in ``notebooks/03_hard_mining.ipynb``.
@@ -46,8 +47,8 @@ __all__ = [
     "toy_update_step",
 ]
 
-# "mean" / "hard": Cluster Contrast's ClusterMemory (SPEC 4.2); "hybrid": HHCL's HardHybridMemory
-# (SPEC 4.3); "instance": SpCL's HybridMemory (SPEC 4.1).
+# "mean" / "hard": Cluster Contrast's ClusterMemory (docs/methods.md, section 4.2); "hybrid": HHCL's
+# HardHybridMemory (section 4.3); "instance": SpCL's HybridMemory (section 4.1).
 MEMORY_KINDS = ("mean", "hard", "hybrid", "instance")
 MemoryKind = Literal["mean", "hard", "hybrid", "instance"]
 
@@ -90,7 +91,9 @@ def toy_clusters(
 
 
 def toy_batch(labels: np.ndarray, *, num_classes: int = 2, per_class: int = 4, seed: int = 0) -> np.ndarray:
-    """A P x K batch like the training sampler's (SPEC 4.2: identities x images): dataset indices (B,).
+    """A P x K batch like the training sampler's (identities x images): dataset indices (B,).
+
+    The sampler is described in docs/methods.md, section 1.
 
     Draws ``num_classes`` distinct clusters, then ``per_class`` distinct members of each (all members
     when a cluster is smaller); outliers (-1) are never drawn.
@@ -139,14 +142,14 @@ def toy_update_step(
     """Build a memory from ``features`` with the class's own constructor, then call its ``update`` once.
 
     * ``"mean"``: :meth:`ClusterMemory.from_labels` with ``update="mean"``: every batch sample moves its
-      centroid in turn, ``c <- m c + (1 - m) x``, re-normalised (SPEC 4.2).
+      centroid in turn, ``c <- m c + (1 - m) x``, re-normalised (docs/methods.md, section 4.2).
     * ``"hard"``: ``update="hard"``: only the batch sample least similar to its centroid (the hardest
-      positive, :meth:`ClusterMemory.hardest_positives`) moves it (SPEC 4.2).
+      positive, :meth:`ClusterMemory.hardest_positives`) moves it (docs/methods.md, section 4.2).
     * ``"hybrid"``: HHCL's :meth:`HardHybridMemory.from_labels`: the centroid moves towards the class's
       batch mean (HHCL Eq. 4) and the class's instance slots are overwritten by its batch features
-      (Eq. 8; SPEC 4.3).
+      (Eq. 8; docs/methods.md, section 4.3).
     * ``"instance"``: SpCL's :class:`HybridMemory` (one row per sample, :meth:`HybridMemory.set_labels`):
-      each batch sample moves its own row (SPEC 4.1).
+      each batch sample moves its own row (docs/methods.md, section 4.1).
 
     Args:
         memory_kind: one of :data:`MEMORY_KINDS`.
@@ -160,7 +163,7 @@ def toy_update_step(
             re-normalised: the model has changed, and the images are augmented, since the memory was
             filled. With 0, SpCL's rows would not move (the batch would equal them).
         num_instances: P, HHCL's slots per cluster; None: the most batch samples of one class (HHCL sets P
-            to the batch's images per identity, SPEC 4.3).
+            to the batch's images per identity, docs/methods.md, section 4.3).
 
     Returns:
         A dict: ``kind``, ``momentum``, ``temperature``; ``features (N, D)``, ``labels (N,)``;
@@ -246,9 +249,9 @@ def toy_update_step(
 def row_softmax(step: dict[str, Any], *, sample: int = 0) -> np.ndarray:
     """Softmax of one batch sample's logits ``x . row / tau`` over the rows before the update, (R,).
 
-    The logits the loss sees (SPEC section 4): ClusterNCE's for the centroids, SpCL's per-row logits
-    (which its loss averages per class) for ``"instance"``. A small tau makes the softmax peaked, a large
-    one flat.
+    The logits the loss sees (docs/methods.md, section 4): ClusterNCE's for the centroids, SpCL's per-row
+    logits (which its loss averages per class) for ``"instance"``. A small tau makes the softmax peaked, a
+    large one flat.
 
     Args:
         step: a :func:`toy_update_step` result.
@@ -335,10 +338,11 @@ def query_pull(
 ) -> dict[str, Any]:
     """The pull of HHCL's two loss terms on one query: their negative gradients, weighted as in Eq. 2.
 
-    ``L = mu L_cls + (1 - mu) L_ins`` (HHCL Eq. 2, SPEC 4.3). The query is copied, L2-normalised and made
-    a leaf tensor; ``torch.autograd`` differentiates :meth:`HardHybridMemory.cluster_loss` (L_cls,
-    ClusterNCE against the centroids, Eq. 3) and :meth:`HardHybridMemory.instance_loss` (L_ins, Eq. 5,
-    over the hardest positive slot of Eq. 6 and the hardest negative slots of Eq. 7) with respect to it.
+    ``L = mu L_cls + (1 - mu) L_ins`` (HHCL Eq. 2, docs/methods.md, section 4.3). The query is copied,
+    L2-normalised and made a leaf tensor; ``torch.autograd`` differentiates
+    :meth:`HardHybridMemory.cluster_loss` (L_cls, ClusterNCE against the centroids, Eq. 3) and
+    :meth:`HardHybridMemory.instance_loss` (L_ins, Eq. 5, over the hardest positive slot of Eq. 6 and the
+    hardest negative slots of Eq. 7) with respect to it.
     ``memory.mu`` is not used: ``mu`` is the argument. Taught in notebook ``03_hard_mining``.
 
     The gradients are those of the unconstrained query; only their component tangent to the sphere
@@ -475,19 +479,19 @@ def plot_query_pull(
 
 
 class MemoryToy:
-    """Sliders on one memory update in the 2-D toy (notebook ``02_memory_banks``; SPEC section 4).
+    """Sliders on one memory update in the 2-D toy (notebook ``02_memory_banks``; docs/methods.md, section 4).
 
-    A dropdown picks the memory (mean / hard: Cluster Contrast, SPEC 4.2; hybrid: HHCL, Eq. 4 and Eq. 8;
-    instance: SpCL, SPEC 4.1), sliders set the momentum and the temperature, a button draws the next
-    batch. The output shows :func:`plot_memory_update` next to :func:`plot_row_softmax` of the first
-    batch sample.
+    A dropdown picks the memory (mean / hard: Cluster Contrast, docs/methods.md, section 4.2; hybrid:
+    HHCL, Eq. 4 and Eq. 8; instance: SpCL, section 4.1), sliders set the momentum and the temperature, a
+    button draws the next batch. The output shows :func:`plot_memory_update` next to
+    :func:`plot_row_softmax` of the first batch sample.
 
     Args:
         features: (N, 2) unit features; default :func:`toy_clusters`.
         labels: (N,) cluster ids (required with ``features``).
         kind: initial memory kind, one of :data:`MEMORY_KINDS`.
         momentum: initial m.
-        temperature: initial tau (0.05 in every paper, SPEC 4).
+        temperature: initial tau (0.05 in every paper, docs/methods.md, section 4).
         num_classes, per_class: batch shape (:func:`toy_batch`).
         seed: seed of the first batch; the button adds one.
 
@@ -580,7 +584,9 @@ class MemoryToy:
 
 
 class MuToy:
-    """A mu slider on HHCL's two pulls on one query (notebook ``03_hard_mining``; HHCL Eq. 2, SPEC 4.3).
+    """A mu slider on HHCL's two pulls on one query (notebook ``03_hard_mining``; HHCL Eq. 2).
+
+    docs/methods.md, section 4.3.
 
     Args:
         memory: an HHCL memory with D = 2; default :meth:`HardHybridMemory.from_labels` on

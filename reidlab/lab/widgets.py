@@ -1,11 +1,11 @@
 """The eps explorer of notebook 01: DBSCAN on the k-reciprocal Jaccard distance, one slider away.
 
-:class:`ClusteringExplorer` computes the Jaccard distance (SPEC section 2) once per (k1, k2) and the DBSCAN
-labels (SPEC section 3) once per (k1, k2, eps, min_samples), so moving eps only re-runs DBSCAN (tens of
-milliseconds for 3,000 samples). :meth:`ClusteringExplorer.cluster` and :meth:`ClusteringExplorer.sweep`
-are the computations without widgets; :meth:`ClusteringExplorer.widget` puts sliders on them, and
-:meth:`ClusteringExplorer.static_figure` draws the current state, because an executed notebook keeps
-figures but not the output of live widgets.
+:class:`ClusteringExplorer` computes the Jaccard distance (docs/methods.md, section 2) once per (k1, k2)
+and the DBSCAN labels (docs/methods.md, section 3) once per (k1, k2, eps, min_samples), so moving eps only
+re-runs DBSCAN (tens of milliseconds for 3,000 samples). :meth:`ClusteringExplorer.cluster` and
+:meth:`ClusteringExplorer.sweep` are the computations without widgets; :meth:`ClusteringExplorer.widget`
+puts sliders on them, and :meth:`ClusteringExplorer.static_figure` draws the current state, because an
+executed notebook keeps figures but not the output of live widgets.
 
 :class:`TrainingMonitor` is a :class:`reidlab.training.Trainer` callback that redraws the training curves
 after every epoch (notebooks 02 and 03), and draws them again from a saved history.
@@ -113,14 +113,14 @@ class ClusteringExplorer:
 
     No distance, clustering or embedding is computed at construction. The Jaccard distance is computed once per (k1, k2) and kept
     (sparse, :func:`reidlab.cluster.jaccard_distance`); DBSCAN results once per (k1, k2, eps, min_samples).
-    The defaults are those of SpCL and Cluster Contrast on Market-1501 (SPEC sections 2-3: k1=30, k2=6,
+    The defaults are those of SpCL and Cluster Contrast on Market-1501 (docs/methods.md, sections 2-3: k1=30, k2=6,
     eps=0.6, min_samples=4).
 
     Args:
         features: (N, D) training features (NumPy or torch), meant to be L2-normalised.
         true_labels: (N,) true identities; when given, every result carries its quality.
-        k1, k2: Jaccard distance parameters (SPEC section 2).
-        eps, min_samples: DBSCAN parameters (SPEC section 3); eps in (0, 1) on the sparse distance.
+        k1, k2: Jaccard distance parameters (docs/methods.md, section 2).
+        eps, min_samples: DBSCAN parameters (docs/methods.md, section 3); eps in (0, 1) on the sparse distance.
         coords: (N, 2) embedding for the scatter; if None, computed once with ``embedding``.
         embedding: ``"tsne"``, ``"umap"`` (:func:`reidlab.lab.embedding.embed_2d`) or None (no scatter).
         seed: random state of the embedding.
@@ -420,8 +420,8 @@ class TrainingMonitor:
 
     * ``"loss"``: the mean loss per epoch;
     * ``"n_clusters"``: clusters and outliers of the pseudo-labels, with their ARI and NMI against the
-      true identities on a second axis (SPEC section 3);
-    * ``"mAP"``: mAP and Rank-1 on the evaluation epochs (SPEC section 6);
+      true identities on a second axis (docs/methods.md, section 3);
+    * ``"mAP"``: mAP and Rank-1 on the evaluation epochs (docs/methods.md, section 6);
     * any other history key (``"lr"``, ``"seconds"``, ``"memory_rows"``...): that value per epoch.
 
     :meth:`figure` draws the same as a static figure, for the executed notebook (widget output is not

@@ -1,15 +1,15 @@
-"""Memory banks of the memory-based unsupervised re-ID methods (SPEC section 4).
+"""Memory banks of the memory-based unsupervised re-ID methods (docs/methods.md, section 4).
 
 Four memories share one interface (:class:`Memory`):
 
 * :class:`HybridMemory` (SpCL, Ge et al. NeurIPS 2020): one row per training image; clusters and
-  un-clustered instances are the classes of the loss (SPEC 4.1).
+  un-clustered instances are the classes of the loss (docs/methods.md, section 4.1).
 * :class:`ClusterMemory` (Cluster Contrast, Dai et al. ACCV 2022): one centroid per cluster, the
-  ClusterNCE loss; ``update="mean"`` or ``"hard"`` (SPEC 4.2).
+  ClusterNCE loss; ``update="mean"`` or ``"hard"`` (docs/methods.md, section 4.2).
 * :class:`HardHybridMemory` (HHCL, Hu et al. 2021): centroids plus P instance slots per cluster, the
-  centroid loss mixed with a hard-instance loss (HHCL Eqs. 2-8, SPEC 4.3).
+  centroid loss mixed with a hard-instance loss (HHCL Eqs. 2-8, docs/methods.md, section 4.3).
 * :class:`WeightedMemory` (SCWM, Hong et al.): centroids of the global and of every part feature,
-  updated with kNN-agreement weights (SCWM Eqs. 8-11, SPEC 4.4).
+  updated with kNN-agreement weights (SCWM Eqs. 8-11, docs/methods.md, section 4.4.5).
 
 All rows are L2-normalised registered buffers (``.to(device)`` and ``state_dict`` carry them); logits are
 dot products divided by a temperature. The loop calls ``loss`` (gradient to the features only), then

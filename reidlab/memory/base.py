@@ -17,8 +17,9 @@ class Memory(torch.nn.Module, ABC):
     dataset indices of the batch samples.
 
     Args:
-        momentum: m of the momentum update ``row <- m row + (1 - m) x``, then re-normalised (SPEC 4).
-        temperature: tau; logits are ``x . row / tau`` (0.05 in every method, SPEC 4).
+        momentum: m of the momentum update ``row <- m row + (1 - m) x``, then re-normalised
+            (docs/methods.md, section 4).
+        temperature: tau; logits are ``x . row / tau`` (0.05 in every method, docs/methods.md, section 4).
     """
 
     temperature: float
@@ -74,7 +75,7 @@ class Memory(torch.nn.Module, ABC):
 def cluster_nce(features: Tensor, centroids: Tensor, targets: Tensor, temperature: float) -> Tensor:
     """ClusterNCE: cross-entropy of ``features . centroids^T / tau`` with ``targets``.
 
-    Cluster Contrast's loss (SPEC 4.2) and HHCL's L_cls (HHCL Eq. 3).
+    Cluster Contrast's loss (docs/methods.md, section 4.2) and HHCL's L_cls (HHCL Eq. 3).
 
     Args:
         features: (B, D) L2-normalised embeddings.

@@ -20,8 +20,8 @@ from reidlab.memory.base import (
 class ClusterMemory(Memory):
     """Cluster Contrast's memory: one L2-normalised centroid per cluster and the ClusterNCE loss.
 
-    Dai et al., "Cluster Contrast for Unsupervised Person Re-Identification", ACCV 2022; SPEC section
-    4.2; reference ``clustercontrast/models/cm.py``. Re-created every epoch from the centroids
+    Dai et al., "Cluster Contrast for Unsupervised Person Re-Identification", ACCV 2022; docs/methods.md,
+    section 4.2; reference ``clustercontrast/models/cm.py``. Re-created every epoch from the centroids
     (:meth:`from_labels`). Taught in ``notebooks/02_memory_banks.ipynb``.
 
     Update variants (each row re-normalised after every change):
@@ -33,9 +33,9 @@ class ClusterMemory(Memory):
 
     Args:
         centroids: (C, D) initial rows, stored L2-normalised (a copy).
-        momentum: m. Default 0.1, the value of the README's training commands (SPEC 4.2); the
+        momentum: m. Default 0.1, the value of the README's training commands (docs/methods.md, section 4.2); the
             reference argparse default is 0.2.
-        temperature: tau, 0.05 (SPEC 4).
+        temperature: tau, 0.05 (docs/methods.md, section 4).
         update: ``"mean"`` (default, the reported setup) or ``"hard"``.
 
     Attributes:
@@ -67,7 +67,7 @@ class ClusterMemory(Memory):
         temperature: float = 0.05,
         update: str = "mean",
     ) -> ClusterMemory:
-        """The memory of one epoch: the centroids of the clusters (SPEC 1 step 3); outliers dropped.
+        """The memory of one epoch: the centroids of the clusters (docs/methods.md, section 1 step 3); outliers dropped.
 
         Args:
             features: (N, D) L2-normalised training features (NumPy or torch; rows on its device).

@@ -31,7 +31,7 @@ class HardHybridMemory(Memory):
     """HHCL's hybrid memory: cluster centroids plus P hard-instance slots per cluster.
 
     Hu et al., "Hard-sample Guided Hybrid Contrast Learning for Unsupervised Person
-    Re-Identification", 2021 (HHCL Eqs. 2-8); SPEC section 4.3; the paper's memory is ``CMhybrid_v2``
+    Re-Identification", 2021 (HHCL Eqs. 2-8); docs/methods.md, section 4.3; the paper's memory is ``CMhybrid_v2``
     in ``hhcl/models/cm.py`` (``CMhybrid``, two centroid sets, is another variant). Taught in
     ``notebooks/03_hard_mining.ipynb``.
 
@@ -53,10 +53,10 @@ class HardHybridMemory(Memory):
         instances: (C, P, D) initial slot rows, stored L2-normalised.
         slot_indexes: (C, P) dataset index of the image in each slot (-1: unknown); default all -1.
         mu: weight of L_cls, in [0, 1]; 0.5 (HHCL Eq. 2, the paper's default).
-        momentum: m of the centroid update, 0.1 (SPEC 4.3; HHCL's ``--momentum`` default).
-        temperature: tau_c of L_cls, 0.05 (SPEC 4).
+        momentum: m of the centroid update, 0.1 (HHCL's ``--momentum`` default; docs/methods.md, section 4.3).
+        temperature: tau_c of L_cls, 0.05 (docs/methods.md, section 4).
         instance_temperature: tau_ins of L_ins; None (default) uses ``temperature``, as HHCL's code does
-            (one ``--temp`` for both; SPEC 4.3: 0.05).
+            (one ``--temp`` for both, 0.05; docs/methods.md, section 4.3).
 
     Attributes:
         centroids: (C, D) buffer.
@@ -131,7 +131,7 @@ class HardHybridMemory(Memory):
             features: (N, D) L2-normalised training features (NumPy or torch).
             labels: (N,) cluster ids 0..C-1, -1 for outliers.
             num_instances: P, slots per cluster; HHCL sets it to the instances per identity of the
-                batch (16, SPEC 4.3).
+                batch (16, docs/methods.md, section 4.3).
             seed: seed or ``numpy.random.Generator`` of the draw (same seed, same slots).
             mu, momentum, temperature, instance_temperature: see the class.
         """

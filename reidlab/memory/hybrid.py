@@ -18,7 +18,7 @@ class HybridMemory(Memory):
     """SpCL's hybrid memory: one row per training image, clusters and un-clustered instances as classes.
 
     Ge et al., "Self-paced Contrastive Learning with Hybrid Memory for Domain Adaptive Object Re-ID",
-    NeurIPS 2020; SPEC section 4.1; reference ``spcl/models/hm.py``. Taught in
+    NeurIPS 2020; docs/methods.md, section 4.1; reference ``spcl/models/hm.py``. Taught in
     ``notebooks/02_memory_banks.ipynb``.
 
     The loss (the unified contrastive loss) scores the sample against every stored row, averages the
@@ -37,8 +37,8 @@ class HybridMemory(Memory):
 
     Args:
         features: (N, D) features of the whole training set; stored L2-normalised (a copy).
-        momentum: m, 0.2 (SpCL's default, SPEC 4.1).
-        temperature: tau, 0.05 (SPEC 4).
+        momentum: m, 0.2 (SpCL's default, docs/methods.md, section 4.1).
+        temperature: tau, 0.05 (docs/methods.md, section 4).
 
     Attributes:
         features: (N, D) buffer, the instance rows (dataset order).
@@ -94,7 +94,7 @@ class HybridMemory(Memory):
         return self
 
     def loss(self, features: Tensor, targets: Tensor | None = None, *, indexes: Tensor | None = None) -> Tensor:
-        """SpCL's unified contrastive loss (SPEC 4.1).
+        """SpCL's unified contrastive loss (docs/methods.md, section 4.1).
 
         Args:
             features: (B, D) L2-normalised embeddings.
@@ -118,7 +118,7 @@ class HybridMemory(Memory):
 
     @torch.no_grad()
     def update(self, features: Tensor, targets: Tensor | None = None, *, indexes: Tensor | None = None) -> None:
-        """Per-sample momentum update of the sample's own row, in batch order (SPEC 4.1).
+        """Per-sample momentum update of the sample's own row, in batch order (docs/methods.md, section 4.1).
 
         Args:
             features: (B, D) batch embeddings (detached here).

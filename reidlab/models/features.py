@@ -1,4 +1,4 @@
-"""Feature extraction over a list of records (SPEC section 1 step 1 and section 5).
+"""Feature extraction over a list of records (docs/methods.md, section 1 step 1 and section 5).
 
 Taught in ``notebooks/00_data_and_evaluation.ipynb``.
 """
@@ -81,7 +81,7 @@ def extract_features(
 ) -> torch.Tensor:
     """Embed every record with ``model`` in eval mode, in the records' order.
 
-    The model's output is the L2-normalised BN-neck feature (SPEC section 5), so the returned rows have
+    The model's output is the L2-normalised BN-neck feature (docs/methods.md, section 5), so the returned rows have
     unit norm. On a CUDA device the forward pass runs under float16 autocast; features come back as
     float32 on the CPU either way. The model's train/eval mode is restored afterwards.
 

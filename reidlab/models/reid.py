@@ -3,7 +3,7 @@
 Blocks first (pooling, neck, the small lab network), the assembled :class:`ReIDModel` next, the
 :func:`build_model` factory last.
 
-The model follows SPEC section 5 (the recipe of SpCL, Cluster Contrast and HHCL): a convolutional
+The model follows docs/methods.md, section 5 (the recipe of SpCL, Cluster Contrast and HHCL): a convolutional
 backbone with its last stride set to 1, global pooling (average or GeM), a ``BatchNorm1d`` neck whose
 bias is frozen, and an L2-normalised embedding. ``forward`` returns that normalised embedding in train
 and eval mode alike, because every memory of the family compares normalised features in both; the
@@ -31,8 +31,8 @@ class GeneralizedMeanPooling(nn.Module):
     """Generalised-mean (GeM) pooling with a learnable exponent.
 
     ``GeM(F) = (mean_hw F^p)^(1/p)``; p = 1 is average pooling and p -> inf max pooling
-    (Radenovic et al., TPAMI 2019). Cluster Contrast reports its best results with it (appendix,
-    SPEC 4.2), starting from p = 3.
+    (Radenovic et al., TPAMI 2019). Cluster Contrast reports its best results with it (appendix
+    Table 1; docs/methods.md, section 4.2), starting from p = 3.
 
     Args:
         p: initial exponent.
@@ -57,7 +57,7 @@ class AveragePooling(nn.Module):
 
 
 class BNNeck(nn.Module):
-    """BatchNorm1d neck with a frozen bias followed by L2 normalisation (SPEC section 5).
+    """BatchNorm1d neck with a frozen bias followed by L2 normalisation (docs/methods.md, section 5).
 
     The bias is fixed at zero as in the re-ID "BNNeck" (Luo et al., CVPRW 2019) used by SpCL and
     Cluster Contrast, so the normalised feature stays centred.
@@ -108,7 +108,7 @@ class LabNet(nn.Module):
 
     Args:
         widths: channels of the stem and the three stages.
-        last_stride: stride of the last stage (1 as in SPEC section 5, or 2).
+        last_stride: stride of the last stage (1 as in docs/methods.md, section 5, or 2).
     """
 
     def __init__(self, widths: tuple[int, int, int, int] = (32, 64, 128, 128), last_stride: int = 1) -> None:
@@ -132,7 +132,7 @@ class TorchvisionResNet(nn.Module):
 
     Args:
         arch: ``"resnet18"``, ``"resnet34"`` or ``"resnet50"``.
-        last_stride: stride of ``layer4`` (1 as in SPEC section 5, or 2 as in ImageNet ResNets).
+        last_stride: stride of ``layer4`` (1 as in docs/methods.md, section 5, or 2 as in ImageNet ResNets).
     """
 
     def __init__(self, arch: str, last_stride: int = 1) -> None:
@@ -156,7 +156,7 @@ class TorchvisionResNet(nn.Module):
 
 
 class ReIDModel(nn.Module):
-    """Backbone -> pooling -> BN neck -> L2-normalised embedding (SPEC section 5).
+    """Backbone -> pooling -> BN neck -> L2-normalised embedding (docs/methods.md, section 5).
 
     Args:
         backbone: module mapping images ``(B, 3, H, W)`` to a feature map ``(B, C, h, w)``, with an
@@ -227,7 +227,7 @@ def build_model(
 
     Args:
         name: one of ``"labnet"`` (small, CPU lab scale), ``"resnet18"``, ``"resnet34"``, ``"resnet50"``
-            (the papers' backbone, SPEC section 5).
+            (the papers' backbone, docs/methods.md, section 5).
         pooling: ``"avg"`` (SpCL, HHCL) or ``"gem"`` (Cluster Contrast's best setting).
         last_stride: stride of the last stage; 1 in every method of the family.
         pretrained: ``True`` for cached ImageNet weights when available, ``False`` for random

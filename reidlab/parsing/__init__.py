@@ -1,6 +1,6 @@
 """SCWM's part parsing without labels: spatial cascaded clustering, mask smoothing, parsing losses, scoring.
 
-SCWM (Spatial Cascaded clustering and Weighted Memory, ``papers/scwm.txt``; SPEC section 4.4) learns
+SCWM (Spatial Cascaded clustering and Weighted Memory, Hong et al.; docs/methods.md, section 4.4) learns
 to parse people without any part labels:
 
 1. A part head ``G`` (a 3x3 convolution and a softmax over ``l`` channels, the background being the last

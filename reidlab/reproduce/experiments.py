@@ -199,7 +199,8 @@ def _check_dataset_names(datasets: Sequence[str] | None, *, lab: bool) -> tuple[
     return names
 
 
-# Cluster Contrast's full-scale preset pools with GeM (SPEC 4.2): its GeM numbers first, else average pooling.
+# Cluster Contrast's full-scale preset pools with GeM (docs/methods.md, section 4.2): its GeM numbers first,
+# else average pooling.
 CC_PAPER_SETTINGS = ("GeM pooling", "average pooling")
 
 

@@ -1,8 +1,9 @@
 """The papers' reported numbers, kept as data, each with the table it comes from.
 
-Every number below is copied from a table in ``../shared/papers/`` (the texts the project reproduces)
-or from ``SPEC.md``, which quotes them. ``reidlab reproduce --table`` puts them next to reidlab's own
-numbers (:mod:`reidlab.reproduce`). Values are percentages (mAP and Rank-1, as printed).
+Every number below is copied from a table of the papers the project reproduces (Cluster Contrast's
+appendix, HHCL, SCWM); docs/methods.md, section 8 lists the same tables. ``reidlab reproduce --table``
+puts them next to reidlab's own numbers (:mod:`reidlab.reproduce`). Values are percentages (mAP and
+Rank-1, as printed).
 
 Entries are looked up by ``(method, dataset, setting)``; when several tables report the same setting
 the first entry listed wins, so each method's own paper comes first.
@@ -10,14 +11,15 @@ the first entry listed wins, so each method's own paper comes first.
 Not reported in those texts, so left out (the results table shows "n/r"):
 
 - Cluster Contrast's **hard** update: the appendix reports only the default (mean) update, with average
-  or GeM pooling; SPEC 4.2 only says that users report the hard update lower than mean.
+  or GeM pooling; users of the released code report the hard update lower than mean (docs/methods.md,
+  section 4.2).
 - HHCL on **MSMT17** (HHCL evaluates on Market-1501 and DukeMTMC-reID only).
 - SCWM and PPLR on **DukeMTMC-reID** (SCWM evaluates on Market-1501 and MSMT17 only).
 - Cluster Contrast with GeM pooling on DukeMTMC-reID (only HHCL's Table 1 lists Cluster Contrast on
-  DukeMTMC-reID, without saying the pooling; SPEC 4.2 reads HHCL's row as average pooling).
+  DukeMTMC-reID, without saying the pooling; docs/methods.md, section 8.2 reads HHCL's row as average pooling).
 - SpCL's own paper is not among the texts; its fully unsupervised numbers come from the tables of HHCL
-  (Market-1501, DukeMTMC-reID) and SCWM (Market-1501, MSMT17), which agree with SPEC 4.1.
-  ``papers/spcl-article.txt`` is a press article, not a source (``papers/README.md``).
+  (Market-1501, DukeMTMC-reID) and SCWM (Market-1501, MSMT17), which agree (docs/methods.md, section 8).
+  Press articles about SpCL are not a source.
 """
 
 from __future__ import annotations
@@ -77,17 +79,17 @@ def _rows(paper: str, table: str, method: str, setting: str, numbers: dict[str, 
 
 
 PAPER_RESULTS: tuple[PaperResult, ...] = tuple(
-    # --- SpCL (Ge et al., NeurIPS 2020), fully unsupervised, as listed by later papers (SPEC 4.1) ---
+    # --- SpCL (Ge et al., NeurIPS 2020), fully unsupervised, as listed by later papers (docs/methods.md, section 8) ---
     _rows(HHCL, "Table 1", "spcl", "", {"market1501": (73.1, 88.1), "dukemtmcreid": (65.3, 81.2)},
           note="SpCL [9] as listed by HHCL")
     + _rows(SCWM, "Table 4", "spcl", "", {"market1501": (73.1, 88.1), "msmt17": (19.1, 42.3)},
             note="SpCL [13] as listed by SCWM")
-    # --- Cluster Contrast (Dai et al.): its appendix Table 1, purely unsupervised (SPEC 4.2) ---
+    # --- Cluster Contrast (Dai et al.): its appendix Table 1, purely unsupervised (docs/methods.md, section 8.1) ---
     + _rows(CC, "Table 1", "cluster_contrast", "GeM pooling", {"market1501": (84.2, 93.4), "msmt17": (33.6, 63.3)})
     + _rows(CC, "Table 1", "cluster_contrast", "average pooling", {"market1501": (83.0, 92.9), "msmt17": (33.0, 62.0)})
     + _rows(HHCL, "Table 1", "cluster_contrast", "average pooling",
             {"market1501": (82.6, 93.0), "dukemtmcreid": (72.8, 85.7)},
-            note="CCL [4] (arXiv'21) as listed by HHCL; average pooling per SPEC 4.2")
+            note="CCL [4] (arXiv'21) as listed by HHCL; average pooling (docs/methods.md, section 8.2)")
     + _rows(SCWM, "Table 4", "cluster_contrast", "ACCV'22 version",
             {"market1501": (82.1, 92.3), "msmt17": (27.6, 56.0)}, note="CCL [9] (ACCV'22) as listed by SCWM")
     # --- HHCL (Hu et al.): Table 1 (main), Table 2 (mu sweep, Market-1501) ---

@@ -1,6 +1,6 @@
 """Training on several GPUs with ``torch.distributed``: one process per GPU, started by ``torchrun``.
 
-The papers trained on 4 GPUs with ``nn.DataParallel`` (SPEC section 5); reidlab runs one process per
+The papers trained on 4 GPUs with ``nn.DataParallel`` (docs/methods.md, section 5); reidlab runs one process per
 GPU with :class:`~torch.nn.parallel.DistributedDataParallel` instead (``python -m reidlab.train``, see
 :mod:`reidlab.train`). Every helper here is a no-op in a single process, so the same training loop
 (:class:`reidlab.training.Trainer`) runs with and without ``torchrun``. The only state is

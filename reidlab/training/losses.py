@@ -5,7 +5,7 @@ SCWM (Hong et al., section 3.4, Eq. 13-15) takes its classification constraints 
 (global, each part) has an identity classifier over the current clusters; the part classifiers learn
 from agreement-aware smoothed labels (PPLR's AALS, SCWM Eq. 13) and the global classifier from labels
 refined by the part predictions (PPLR's PGLR, SCWM Eq. 14). PPLR's baseline metric loss is the
-soft-margin batch-hard triplet loss (:func:`soft_triplet_loss`). SPEC section 4.4.
+soft-margin batch-hard triplet loss (:func:`soft_triplet_loss`). docs/methods.md, section 4.4.6.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class IdentityClassifier(nn.Module):
 
     Args:
         centroids: (S, K, D) initial weights, e.g. ``WeightedMemory.centroids`` (copied).
-        temperature: tau; 0.05, the memory's temperature (SPEC 4).
+        temperature: tau; 0.05, the memory's temperature (docs/methods.md, section 4).
 
     Attributes:
         weight: (S, K, D) parameter.

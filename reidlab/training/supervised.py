@@ -3,7 +3,7 @@
 The papers report "w/ GT" rows (training with the true labels instead of pseudo-labels) as the ceiling
 of the unsupervised methods. reidlab's version trains the embedding with a normalised-softmax
 ("cosine") classifier over the identities: one learnable unit-norm prototype per identity and logits
-``x . w_y / tau`` with tau = 0.05, the temperature of every memory in SPEC section 4. It is a cluster
+``x . w_y / tau`` with tau = 0.05, the temperature of every memory (docs/methods.md, section 4). It is a cluster
 memory whose rows are learned by gradient instead of momentum, with the true labels.
 
 It is the ceiling every notebook compares the unsupervised methods with.
@@ -42,9 +42,9 @@ logger = logging.getLogger(__name__)
 class SupervisedConfig:
     """Training settings of the supervised upper bound.
 
-    The optimiser is SPEC section 5's (Adam, weight decay 5e-4) with a higher learning rate, because
-    LabNet trains from scratch; the batch is smaller than the papers' 256 = 16 x 16 and random erasing
-    is off, so that lab scale learns within minutes on two CPU cores (erasing slows a short schedule
+    The optimiser is the papers' (Adam, weight decay 5e-4; docs/methods.md, section 5) with a higher
+    learning rate, because LabNet trains from scratch; the batch is smaller than the papers' 256 = 16 x 16
+    and random erasing is off, so that lab scale learns within minutes on two CPU cores (erasing slows a short schedule
     down: 30% instead of 40% mAP after 12 x 60 iterations on SynthMarket).
     """
 
@@ -52,19 +52,19 @@ class SupervisedConfig:
     iters: int = 60
     batch_size: int = 64  # P x K = 16 identities x 4 images
     num_instances: int = 4
-    lr: float = 1e-3  # SPEC 5 uses 3.5e-4 for ImageNet-initialised ResNet-50
-    weight_decay: float = 5e-4  # SPEC 5
-    temperature: float = 0.05  # SPEC 4: tau of every memory
-    step_size: int = 0  # x0.1 every `step_size` epochs (SPEC 5 uses 20 at full scale); 0 = constant
-    erasing_p: float = 0.0  # SPEC 5 uses 0.5 at full scale
+    lr: float = 1e-3  # the papers use 3.5e-4 for ImageNet-initialised ResNet-50 (docs/methods.md, section 5)
+    weight_decay: float = 5e-4  # docs/methods.md, section 5
+    temperature: float = 0.05  # tau of every memory (docs/methods.md, section 4)
+    step_size: int = 0  # x0.1 every `step_size` epochs (20 at full scale, docs/methods.md, section 5); 0 = constant
+    erasing_p: float = 0.0  # 0.5 at full scale (docs/methods.md, section 5)
     height: int = 128
     width: int = 64
 
 
 def supervised_config(scale: str) -> SupervisedConfig:
     """The supervised schedule at ``scale``: seconds at ``tiny`` (tests), minutes at ``lab`` (LabNet on
-    two CPU cores), SPEC section 5's ResNet-50 setting at ``full`` (256 x 128, 16 x 16 batches, erasing,
-    lr x0.1 every 20 epochs)."""
+    two CPU cores), the papers' ResNet-50 setting at ``full`` (docs/methods.md, section 5: 256 x 128,
+    16 x 16 batches, erasing, lr x0.1 every 20 epochs)."""
     if scale == "tiny":
         return SupervisedConfig(epochs=1, iters=10, batch_size=32)
     if scale == "lab":
@@ -208,7 +208,7 @@ def source_pretrained_model(
 ) -> ReIDModel:
     """A backbone pretrained with labels on a *different* SynthMarket: reidlab's stand-in for ImageNet.
 
-    Every method of the family starts from an ImageNet-pretrained ResNet-50 (SPEC section 5), never from
+    Every method of the family starts from an ImageNet-pretrained ResNet-50 (docs/methods.md, section 5), never from
     random weights; no such weights can be downloaded here and none exist for LabNet. reidlab therefore
     pretrains on a source SynthMarket generated with another seed (``source_seed``): its identities,
     camera colour casts and backgrounds are all different from the target's. The target's training set

@@ -1,10 +1,10 @@
 """SynthMarket: reidlab's procedurally generated pedestrian re-ID dataset with part masks.
 
 No public re-ID dataset can be downloaded in every classroom, so reidlab draws its own. SynthMarket
-copies the *protocol* of Market-1501 (Zheng et al., ICCV 2015; SPEC section 7): six cameras, 128 x 64
+copies the *protocol* of Market-1501 (Zheng et al., ICCV 2015; docs/methods.md, section 7): six cameras, 128 x 64
 crops, disjoint train and test identities, one query per test identity and camera, a gallery with
 distractors (pid 0) and junk (pid -1). Every image comes with an exact ground-truth part mask, which
-the real datasets lack, so part-based ideas (SCWM's spatial cascade, SPEC section 4.4) can be checked.
+the real datasets lack, so part-based ideas (SCWM's spatial cascade, docs/methods.md, section 4.4) can be checked.
 
 Layout written at ``root``::
 

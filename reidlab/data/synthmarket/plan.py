@@ -40,7 +40,7 @@ def _view(rng: np.random.Generator, camera: Camera, dominant: str | None = None)
 def plan_samples(config: SynthMarketConfig, *, seed: int, difficulty: float) -> tuple[list[SampleSpec], list[Camera]]:
     """Decide every image of the dataset (no rendering): identities, cameras, views, names, splits.
 
-    Market-1501 protocol (Zheng et al. ICCV 2015; SPEC sections 6-7):
+    Market-1501 protocol (Zheng et al. ICCV 2015; docs/methods.md, sections 6-7):
 
     - pids ``1..n_train_ids + n_test_ids`` are shuffled into disjoint train and test identities;
     - an identity is seen in ``cameras_per_id`` cameras with ``images_per_id`` images in all, at
