@@ -18,12 +18,24 @@ from collections.abc import Sequence
 
 from reidlab import __version__
 from reidlab.config import NOTEBOOK_DIR, SCALES
+from reidlab.utils import check_writable
 
 __all__ = ["UsageError", "main"]
 
 
 class UsageError(ValueError):
     """A command-line value that cannot work (exit status 2, like argparse's own errors)."""
+
+
+def _non_negative(text: str) -> int:
+    """argparse type: an integer >= 0 (seeds, worker counts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
 
 
 # ----------------------------------------------------------------------------- sub-commands
@@ -34,6 +46,7 @@ def _demo(args: argparse.Namespace) -> int:
     dataset = prepare_dataset(args.dataset, args.data_root, scale=args.scale, seed=args.data_seed)
     print(f"dataset: {dataset.name} at {dataset.root}")
     parameters = {"dataset": args.dataset, "data_root": str(dataset.root), "seed": args.seed}
+    check_writable(args.out, what="output folder")
     runs = run_notebooks(args.out, scale=args.scale, notebooks=args.notebooks or None, parameters=parameters)
     print()
     print(format_summary(runs))
@@ -61,6 +74,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         print(reproduce.format_plan(runs, results=args.results, data_root=args.data_root, seed=args.seed))
         return 0
     reproduce.check_datasets(runs, args.data_root)
+    check_writable(args.results, what="results folder")
     try:
         outcomes = reproduce.run_experiments(runs, results=args.results, data_root=args.data_root, seed=args.seed,
                                              report=functools.partial(print, flush=True))
@@ -150,8 +164,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/lab", help="folder for the executed notebooks (default runs/lab)")
     demo.add_argument("--dataset", default="synthmarket", help="dataset name (default synthmarket)")
     demo.add_argument("--data-root", default=None, help="dataset folder (SynthMarket is generated when omitted)")
-    demo.add_argument("--data-seed", type=int, default=0, help="SynthMarket generation seed (default 0)")
-    demo.add_argument("--seed", type=int, default=0, help="seed passed to every notebook (default 0)")
+    demo.add_argument("--data-seed", type=_non_negative, default=0, help="SynthMarket generation seed (default 0)")
+    demo.add_argument("--seed", type=_non_negative, default=0, help="seed passed to every notebook (default 0)")
     demo.add_argument("notebooks", nargs="*", help="notebook name prefixes (default: all), e.g. 00 01")
     demo.set_defaults(handler=_demo)
 
@@ -170,7 +184,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="full scale: the folder holding Market-1501-v15.09.15/, DukeMTMC-reID/, MSMT17_V1/ or "
                           "MSMT17_V2/; lab/tiny scale: a SynthMarket folder (default: generated under data/)")
     rep.add_argument("--results", default="results", metavar="DIR", help="results folder (default results/)")
-    rep.add_argument("--seed", type=int, default=0, help="training seed of every run (default 0)")
+    rep.add_argument("--seed", type=_non_negative, default=0, help="training seed of every run (default 0)")
     rep.add_argument("--list", action="store_true", help="list the experiments and exit")
     rep.add_argument("--dry-run", action="store_true", help="print what would run, run nothing")
     rep.add_argument("--table", action="store_true",
@@ -192,7 +206,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--data-root", default=None,
                        help="dataset folder (needed for the real datasets; SynthMarket is generated if missing)")
     train.add_argument("--run-dir", required=True, help="where checkpoint.pt and history.json are written")
-    train.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    train.add_argument("--seed", type=_non_negative, default=0, help="training seed (default 0)")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a TrainConfig field, e.g. --set epochs=60; repeatable")
     train.add_argument("--init", choices=INITS, default="pretrained",
@@ -207,10 +221,10 @@ def _parser() -> argparse.ArgumentParser:
                                       "ground-truth part mask per image.")
     data.add_argument("--root", default="data/synthmarket", help="folder to write (default data/synthmarket)")
     data.add_argument("--preset", default="default", choices=sorted(PRESETS), help="dataset size (default default)")
-    data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    data.add_argument("--seed", type=_non_negative, default=0, help="random seed (default 0)")
     data.add_argument("--difficulty", type=float, default=1.0, help="0 = easy, 1 = default, larger = harder")
     data.add_argument("--overwrite", action="store_true", help="replace an existing different dataset")
-    data.add_argument("--workers", type=int, default=None, help="processes (default min(2, CPUs); 0 = inline)")
+    data.add_argument("--workers", type=_non_negative, default=None, help="processes (default min(2, CPUs); 0 = inline)")
     data.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     data.set_defaults(handler=_data)
 

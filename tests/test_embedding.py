@@ -82,7 +82,7 @@ def test_embed_2d_errors():
         embed_2d(x, embedding="pca")
     bad = x.copy()
     bad[3, 1] = np.nan
-    with pytest.raises(ValueError, match="1 rows hold NaN or inf \\(first: row 3\\)"):
+    with pytest.raises(ValueError, match=r"NaN or inf in 1 of 10 rows \(first: row 3\)"):
         embed_2d(bad)
     with pytest.raises(ValueError, match="at least 5 samples to embed, got N=4"):
         embed_2d(x[:4])

@@ -265,7 +265,7 @@ def test_failed_run_leaves_no_metrics_and_the_others_go_on(tmp_path):
 def test_other_settings_are_refused_before_anything_runs(tmp_path):
     _run(tmp_path, FakeRunner())
     runner = FakeRunner()
-    with pytest.raises(ValueError, match=r"mean-synthmarket holds a run made with other settings \(seed: 0 -> 1\)"):
+    with pytest.raises(ValueError, match=r"mean-synthmarket holds a run made with other settings or data \(seed: 0 -> 1\)"):
         _run(tmp_path, runner, seed=1)
     assert runner.calls == []
     # A done run made with other config values (reidlab's defaults changed) stays done, with a note ...
@@ -281,7 +281,7 @@ def test_other_settings_are_refused_before_anything_runs(tmp_path):
     (config_path.parent / "metrics.json").unlink()
     (config_path.parent / "train").mkdir()
     (config_path.parent / "train" / "checkpoint.pt").write_bytes(b"")
-    with pytest.raises(ValueError, match=r"hard-synthmarket holds a run made with other settings \(config: eta 1.5 -> "):
+    with pytest.raises(ValueError, match=r"hard-synthmarket holds a run made with other settings or data \(config: eta 1.5 -> "):
         _run(tmp_path, runner)
     assert runner.calls == []
     outcomes = _run(tmp_path / "other", FakeRunner(config_change={"momentum": 0.9}))

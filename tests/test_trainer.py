@@ -6,7 +6,7 @@ import torch
 
 from reidlab.memory import ClusterMemory, HardHybridMemory, HybridMemory
 from reidlab.models import build_model
-from reidlab.training import TrainConfig, Trainer, preset
+from reidlab.training import METHODS, NAMED_PRESETS, TrainConfig, Trainer, build_start_model, preset
 from reidlab.utils import seed_everything
 
 MEMORY_TYPES = {"spcl": HybridMemory, "cluster_contrast": ClusterMemory, "cluster_contrast_hard": ClusterMemory,
@@ -44,24 +44,29 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("method", ["spcl", "cluster_contrast"])
+@pytest.mark.slow
+@pytest.mark.parametrize("method", [*METHODS, *NAMED_PRESETS])
 def test_resumed_run_ends_like_an_uninterrupted_one(method, tiny_synthmarket, tmp_path):
+    """Kill after the first epoch, resume from another start model: the history equals an uninterrupted run's."""
     config = preset(method, scale="tiny", epochs=3)
-    full = Trainer(make_model(), tiny_synthmarket, config, run_dir=tmp_path / "full", progress=False).fit()
+
+    def start(seed):
+        return build_start_model(config, scale="tiny", seed=seed, init="random", progress=False)
+
+    full = Trainer(start(0), tiny_synthmarket, config, run_dir=tmp_path / "full", progress=False).fit()
 
     def stop_after_first_epoch(entry):
         if entry["epoch"] == 0:
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        Trainer(make_model(), tiny_synthmarket, config, run_dir=tmp_path / "cut", progress=False,
+        Trainer(start(0), tiny_synthmarket, config, run_dir=tmp_path / "cut", progress=False,
                 callbacks=[stop_after_first_epoch]).fit()
-    resumed = Trainer(make_model(seed=123), tiny_synthmarket, config, run_dir=tmp_path / "cut",
-                      progress=False).fit(resume=True)
+    resumed = Trainer(start(123), tiny_synthmarket, config, run_dir=tmp_path / "cut", progress=False).fit(resume=True)
     strip = lambda history: [{k: v for k, v in e.items() if k != "seconds"} for e in history]  # noqa: E731
     assert strip(resumed) == strip(full)
     state = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
-    assert state["epoch"] == 2
+    assert state["epoch"] == 2 and state["data"] == tiny_synthmarket.identity()
 
 
 def test_resume_refuses_another_config(tiny_synthmarket, tmp_path):

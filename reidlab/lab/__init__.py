@@ -9,10 +9,11 @@
 
 from reidlab.lab.notebook import (
     NotebookRun,
+    check_injected_parameters,
     read_metrics,
     record,
     run_notebook,
     run_notebooks,
 )
 
-__all__ = ["NotebookRun", "read_metrics", "record", "run_notebook", "run_notebooks"]
+__all__ = ["NotebookRun", "check_injected_parameters", "read_metrics", "record", "run_notebook", "run_notebooks"]

@@ -25,6 +25,67 @@ logger = logging.getLogger(__name__)
 METRICS_MIME = "application/vnd.reidlab.metrics+json"
 
 
+# The first line of every workbench notebook's parameters cell, and of the cell papermill injects after it.
+PARAMETERS_HEADER = "# Parameters (papermill injects its values after this cell)"
+_INJECTED_HEADER = "# Parameters\n"
+
+
+def declared_parameters(notebook: str | Path) -> list[str]:
+    """The parameters ``notebook`` declares in its ``parameters`` cell (papermill's own reading)."""
+    import papermill
+
+    return list(papermill.inspect_notebook(str(notebook)))
+
+
+def check_parameters(notebook: str | Path, parameters: Mapping[str, Any]) -> None:
+    """Refuse parameters that ``notebook`` does not declare (a typo would otherwise run with the default).
+
+    Raises:
+        ValueError: naming the unknown parameters and the valid ones.
+    """
+    declared = declared_parameters(notebook)
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise ValueError(f"{Path(notebook).name} has no parameter {', '.join(map(repr, unknown))}; its parameters: "
+                         f"{', '.join(declared)}")
+
+
+def check_injected_parameters() -> None:
+    """In a running notebook: refuse parameters papermill injected that the parameters cell does not declare.
+
+    ``papermill -p sacle tiny`` would otherwise run the whole notebook at its default scale without a word.
+    Reads the kernel's input history: the parameters cell (it starts with :data:`PARAMETERS_HEADER`) and
+    the cell papermill injected after it. Outside papermill (JupyterLab) there is nothing to check.
+
+    Raises:
+        ValueError: naming the unknown parameters and the declared ones.
+    """
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    history = shell.user_ns.get("In", []) if shell is not None else []
+    declared = next((_assigned(s) for s in reversed(history) if s.startswith(PARAMETERS_HEADER)), None)
+    injected = next((_assigned(s) for s in reversed(history) if s.startswith(_INJECTED_HEADER)), None)
+    if declared is None or injected is None:
+        return
+    unknown = sorted(set(injected) - set(declared))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} (papermill -p / -r); this notebook's "
+                         f"parameters: {', '.join(declared)}")
+
+
+def _assigned(source: str) -> list[str]:
+    """The names a cell assigns at its top level, in order."""
+    import ast
+
+    names = []
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) \
+            else []
+        names += [target.id for target in targets if isinstance(target, ast.Name)]
+    return names
+
+
 def _plain(value: Any) -> Any:
     """Turn numpy/torch scalars and arrays into JSON-serialisable Python values."""
     if isinstance(value, Mapping):
@@ -122,6 +183,7 @@ def run_notebook(
     notebook, output = Path(notebook), Path(output)
     if not notebook.is_file():
         raise FileNotFoundError(f"notebook {str(notebook)!r} does not exist")
+    check_parameters(notebook, parameters or {})
     output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     papermill.execute_notebook(

@@ -328,6 +328,21 @@ def _layout_text(name: str) -> str:
                        for published, required in DATASETS[name].layouts.items())
 
 
+def current_data(name: str, data_root: str | Path | None, *, scale: str) -> dict[str, str] | None:
+    """The identity (name, root, fingerprint) of the data a run of ``name`` would train on now, or None when
+    it is not there yet (SynthMarket, generated on first use) or cannot be loaded (:func:`dataset_problem`
+    says why)."""
+    from reidlab.data import load_dataset
+
+    root = data_root if data_root is not None else (default_synthmarket_root(scale) if name == LAB_DATASET else None)
+    if root is None:
+        return None
+    try:
+        return load_dataset(name, root).identity()
+    except (FileNotFoundError, ValueError, RuntimeError):
+        return None
+
+
 def dataset_problem(name: str, root: str | Path | None, *, scale: str) -> str | None:
     """Why dataset ``name`` cannot be loaded from ``root``, saying where to put it; None when it loads.
 
@@ -382,10 +397,10 @@ def run_status(folder: str | Path) -> tuple[str, int]:
     """
     folder = Path(folder)
     if (folder / "metrics.json").is_file():
-        return "done", int(_read_json(folder / "metrics.json").get("epochs", 0))
+        return "done", int(_read_json(folder / "metrics.json", what="run metrics").get("epochs", 0))
     if (folder / "train" / "checkpoint.pt").is_file():
         history = folder / "train" / "history.json"
-        return "partial", len(_read_json(history)) if history.is_file() else 0
+        return "partial", len(_read_json(history, what="training history")) if history.is_file() else 0
     return "new", 0
 
 
@@ -441,7 +456,9 @@ def run_experiments(
     runner = runner or run_notebook
     report = report or logger.info
     identities = [run.identity(seed) for run in runs]
-    notes = [_check_same_settings(run.folder(results), identity) for run, identity in zip(runs, identities)]
+    data = {key: current_data(key[0], data_root, scale=key[1]) for key in {(run.dataset, run.scale) for run in runs}}
+    notes = [_check_same_settings(run.folder(results), identity, data[run.dataset, run.scale])
+             for run, identity in zip(runs, identities)]
     root = str(Path(data_root).expanduser().resolve()) if data_root is not None else None
     outcomes = []
     for number, (run, identity, note) in enumerate(zip(runs, identities, notes), start=1):
@@ -456,7 +473,7 @@ def run_experiments(
         report(f"{name}: resuming after epoch {epochs} of {total}" if status == "partial"
                else f"{name}: running ({run.method}, {total} epochs)")
         folder.mkdir(parents=True, exist_ok=True)
-        config = {**identity, "data_root": root, "notebook": str(TRAIN_NOTEBOOK)}
+        config = {**identity, "data_root": root, "data": data[run.dataset, run.scale], "notebook": str(TRAIN_NOTEBOOK)}
         write_atomically(folder / "config.json", lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
         parameters = {"method": run.method, "dataset": run.dataset, "data_root": root, "scale": run.scale,
                       "seed": seed, "overrides": json.dumps(identity["overrides"]), "run_dir": str(folder / "train")}
@@ -475,33 +492,47 @@ def run_experiments(
     return outcomes
 
 
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+def _read_json(path: Path, *, what: str = "JSON file") -> Any:
+    """``path``'s JSON; a truncated or corrupt file raises a ValueError naming it and what to do."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{path} is not a readable {what} ({error}): it may be truncated; delete its run folder "
+                         f"({path.parent}) to run that run again") from error
 
 
-def _check_same_settings(folder: Path, identity: dict[str, Any]) -> str:
-    """Compare a run folder's config.json with the settings of this invocation.
+def _check_same_settings(folder: Path, identity: dict[str, Any], data: dict[str, str] | None = None) -> str:
+    """Compare a run folder's config.json (and, for a done run, metrics.json) with this invocation.
 
     Returns ``""`` when they agree (or the folder is new), and a note naming the changed config fields
     when a done run was made with other config values (reidlab's defaults changed since): it stays done.
 
     Raises:
-        ValueError: other run settings (seed, overrides...), or other config values for a run that is
-            not done (its checkpoint could not be resumed).
+        ValueError: other run settings (seed, overrides...); other config values for a run that is not
+            done (its checkpoint could not be resumed); or other data (dataset name or file list) than
+            ``data``, the identity of the data this invocation would use, so that no results are mixed.
     """
     path = folder / "config.json"
     if not path.is_file():
         return ""
-    previous = _read_json(path)
+    previous = _read_json(path, what="run settings")
+    status = run_status(folder)[0]
     changed = [f"{key}: {_short(previous.get(key))} -> {_short(identity[key])}"
                for key in IDENTITY_KEYS if key != "config" and previous.get(key) != identity[key]]
     old, new = previous.get("config", {}), identity["config"]
     fields = [f"{key} {_short(old.get(key))} -> {_short(new.get(key))}"
               for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
-    if changed or (fields and run_status(folder)[0] != "done"):
+    trained_on = _read_json(folder / "metrics.json", what="run metrics").get("data") if status == "done" \
+        else previous.get("data")
+    if data is not None and trained_on is not None:
+        changed += [f"data {key}: {trained_on.get(key)} ({trained_on.get('root')}) -> {data[key]} ({data['root']})"
+                    for key in ("name", "fingerprint") if trained_on.get(key) != data[key]]
+    elif data is not None and status == "done":
+        changed.append(f"data: not recorded -> {data['name']} {data['fingerprint']} ({data['root']})")
+    if changed or (fields and status != "done"):
         details = "; ".join(changed + ([f"config: {', '.join(fields)}"] if fields else []))
         raise ValueError(
-            f"{folder} holds a run made with other settings ({details}): pass another --results folder, "
+            f"{folder} holds a run made with other settings or data ({details}): pass another --results folder, "
             f"or delete that folder to start the run again"
         )
     return f"made with an earlier config: {', '.join(fields)}; delete the folder to run it again" if fields else ""
@@ -527,6 +558,7 @@ def _run_metrics(run: PlannedRun, identity: dict[str, Any], executed: NotebookRu
         "index": run.index,
         "backbone": identity["config"]["backbone"],
         **{key: recorded[key] for key in METRIC_KEYS},
+        "data": recorded.get("data"),
         "notebook_seconds": executed.seconds,
     }
 
@@ -558,9 +590,10 @@ def format_plan(runs: Sequence[PlannedRun], *, results: str | Path, data_root: s
     lines = [f"{len(runs)} run(s), seed {seed}, results in {results}/, notebook {TRAIN_NOTEBOOK.name}:"]
     names = [f"{run.experiment}/{run.scale}/{run.label}" for run in runs]
     width = max(map(len, names), default=0)
+    data = {key: current_data(key[0], data_root, scale=key[1]) for key in {(run.dataset, run.scale) for run in runs}}
     for name, run in zip(names, runs):
         identity = run.identity(seed)  # raises for an invalid method, dataset or override
-        note = _check_same_settings(run.folder(results), identity)
+        note = _check_same_settings(run.folder(results), identity, data[run.dataset, run.scale])
         status, epochs = run_status(run.folder(results))
         action = {"done": "skip (done)", "partial": f"resume after epoch {epochs}", "new": "run"}[status]
         action += f"; {note}" if note else ""
@@ -571,11 +604,12 @@ def format_plan(runs: Sequence[PlannedRun], *, results: str | Path, data_root: s
         problem = dataset_problem(name, data_root, scale=scale)
         if problem is not None:
             lines.append(f"dataset missing: {problem}")
-        elif name == LAB_DATASET and data_root is None:
-            root = default_synthmarket_root(scale)
-            lines.append(f"dataset: SynthMarket in {root}" + ("" if root.exists() else " (generated on first use)"))
+        elif name == LAB_DATASET and data_root is None and not default_synthmarket_root(scale).exists():
+            lines.append(f"dataset: SynthMarket in {default_synthmarket_root(scale)} (generated on first use)")
         else:
-            lines.append(f"dataset: {DATASET_NAMES[name]} found under {data_root}")
+            identity = data[name, scale] or {}
+            lines.append(f"dataset: {DATASET_NAMES[name]} in {identity.get('root', data_root)} "
+                         f"(fingerprint {identity.get('fingerprint', 'unknown')})")
     lines.append("Each run writes notebook.ipynb, metrics.json, config.json and train/ into its folder.")
     return "\n".join(lines)
 
@@ -685,7 +719,8 @@ def write_table(results: str | Path = "results") -> list[Path]:
 def _plot(rows: Sequence[_Row], path: Path) -> None:
     """Grouped bars: reidlab's and the paper's mAP per run."""
     import numpy as np
-    from matplotlib.figure import Figure
+
+    from reidlab.plotting import Figure
 
     x = np.arange(len(rows))
     ours = [100 * row.metrics["mAP"] for row in rows]

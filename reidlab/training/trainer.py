@@ -128,6 +128,8 @@ class Trainer:
     memory: Memory | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         self.method = get_method(self.config.method)
         self.device = resolve_device(self.device)
         self.world = current_world(self.device)  # one process, or this rank under torchrun
