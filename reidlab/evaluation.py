@@ -229,8 +229,9 @@ def plot_ranked_results(
         ``(figure, names)``: a ``matplotlib.figure.Figure`` (displayed by Jupyter when it is the last
         expression of a cell) and, per row, the file names shown, the query's first.
     """
-    from matplotlib.figure import Figure
     from PIL import Image
+
+    from reidlab.plotting import Figure
 
     distmat = _to_numpy(distmat)
     if distmat.ndim != 2 or distmat.shape != (len(query_records), len(gallery_records)):

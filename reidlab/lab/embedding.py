@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.colors import to_rgba
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from reidlab.cluster.neighbors import as_float32_array
+from reidlab.plotting import Figure
 
 __all__ = ["EMBEDDINGS", "EmbeddingCache", "embed_2d", "label_colours", "plot_embedding", "plot_embeddings"]
 

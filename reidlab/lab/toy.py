@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from matplotlib import colormaps
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
 from reidlab.lab.widgets import png_output
 from reidlab.memory import ClusterMemory, HardHybridMemory, HybridMemory
+from reidlab.plotting import Figure
 
 __all__ = [
     "MEMORY_KINDS",

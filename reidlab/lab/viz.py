@@ -6,28 +6,20 @@ notebook displays them and a script can save them.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from PIL import Image
 
 from reidlab.data.synthmarket import PART_NAMES
+from reidlab.plotting import Figure
 
 # One colour for each of SynthMarket's part labels (reidlab.data.synthmarket.PART_NAMES).
 PART_COLOURS = np.array(
     [[0, 0, 0], [230, 159, 0], [86, 180, 233], [0, 158, 115], [240, 228, 66], [204, 121, 167]], dtype=np.uint8
 )
-
-
-def figure_png(fig: Figure, *, dpi: int = 80) -> bytes:
-    """``fig`` rendered as PNG bytes (for widgets: ``ipywidgets.Image.value``, an output's ``image/png``)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
 
 
 def identity_records(records: Sequence, pid: int, *, limit: int = 12) -> list:

@@ -29,7 +29,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 from reidlab.cluster import (
     ClusterQuality,
@@ -45,7 +44,7 @@ from reidlab.lab.embedding import (
     plot_embedding,
     plot_embeddings,
 )
-from reidlab.lab.viz import figure_png
+from reidlab.plotting import Figure, figure_png
 
 logger = logging.getLogger(__name__)
 
