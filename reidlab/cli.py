@@ -47,7 +47,13 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"dataset: {dataset.name} at {dataset.root}")
     parameters = {"dataset": args.dataset, "data_root": str(dataset.root), "seed": args.seed}
     check_writable(args.out, what="output folder")
-    runs = run_notebooks(args.out, scale=args.scale, notebooks=args.notebooks or None, parameters=parameters)
+    try:
+        runs = run_notebooks(args.out, scale=args.scale, notebooks=args.notebooks or None, parameters=parameters,
+                             skip_done=not args.rerun, report=functools.partial(print, flush=True))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: run the same command again to continue (notebooks finished in {args.out}/ are "
+              f"skipped)", file=sys.stderr)
+        return 130
     print()
     print(format_summary(runs))
     print(f"\nExecuted notebooks and metrics.json are in {args.out}/ (open them with `reidlab lab`).")
@@ -166,6 +172,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-root", default=None, help="dataset folder (SynthMarket is generated when omitted)")
     demo.add_argument("--data-seed", type=_non_negative, default=0, help="SynthMarket generation seed (default 0)")
     demo.add_argument("--seed", type=_non_negative, default=0, help="seed passed to every notebook (default 0)")
+    demo.add_argument("--rerun", action="store_true",
+                      help="execute every notebook again, even those already executed with the same parameters")
     demo.add_argument("notebooks", nargs="*", help="notebook name prefixes (default: all), e.g. 00 01")
     demo.set_defaults(handler=_demo)
 

@@ -11,10 +11,10 @@ import reidlab.lab.embedding as embedding
 from reidlab.lab.embedding import (
     EmbeddingCache,
     embed_2d,
-    label_colours,
     plot_embedding,
     plot_embeddings,
 )
+from reidlab.lab.palette import identity_colours
 
 
 def clustered_features(n=80, n_centres=6, dim=16, seed=0):
@@ -149,7 +149,7 @@ def test_outliers_get_the_outlier_style():
 
 
 def test_colours_are_deterministic_per_label():
-    palette = label_colours(20)
+    palette = identity_colours(20)
     coords = np.zeros((25, 2))
     labels = np.arange(25)[::-1]
     colours = plot_embedding(coords, labels).axes[0].collections[0].get_facecolor()
@@ -162,11 +162,11 @@ def test_colours_are_deterministic_per_label():
 
 
 def test_palette_has_no_grey_and_checks_its_size():
-    palette = label_colours(54)
+    palette = identity_colours(54)
     assert len(palette) == 54 and len({tuple(c) for c in palette}) == 54
     assert (np.ptp(palette[:, :3], axis=1) > 0.05).all()
     with pytest.raises(ValueError, match="max_colours must be between 1 and 54, got 55"):
-        label_colours(55)
+        identity_colours(55)
 
 
 def test_plot_into_given_axes_with_legend():

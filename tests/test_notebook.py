@@ -67,3 +67,39 @@ def test_format_summary():
                                {"mAP": 0.123456, "n": 5, "losses": [1, 2]})
     text = notebook.format_summary([run])
     assert "00_x.ipynb" in text and "0.1235" in text and "losses" not in text
+
+
+def probe_notebook(folder):
+    params = new_code_cell("scale = 'lab'\nvalue = 1")
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[params, new_code_cell("from reidlab.lab.notebook import record\nrecord(doubled=2 * value)")],
+                      metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}})
+    path = folder / "07_probe.ipynb"
+    folder.mkdir(exist_ok=True)
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_run_notebooks_skips_what_it_executed_with_the_same_signature(tmp_path, capfd):
+    source, out = probe_notebook(tmp_path / "src"), tmp_path / "out"
+    lines = []
+    first = notebook.run_notebooks(out, scale="tiny", notebooks=[source], parameters={"value": 2}, progress=False,
+                                   report=lines.append)
+    assert not first[0].skipped and first[0].metrics == {"doubled": 4}
+    assert "TCP without encryption" not in capfd.readouterr().err  # the kernel talks over IPC
+    again = notebook.run_notebooks(out, scale="tiny", notebooks=[source], parameters={"value": 2}, progress=False,
+                                   report=lines.append)
+    assert again[0].skipped and again[0].metrics == {"doubled": 4}
+    other = notebook.run_notebooks(out, scale="tiny", notebooks=[source], parameters={"value": 5}, progress=False,
+                                   report=lines.append)
+    assert not other[0].skipped and other[0].metrics == {"doubled": 10}
+    assert "skipped, already executed with the same parameters" in lines[1] and "running at tiny" in lines[2]
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["07_probe.ipynb"]["signature"]["parameters"] == {"scale": "tiny", "value": 5}
+    assert "total:" in notebook.format_summary(other)
+
+
+def test_injected_parameters_are_checked_against_the_declared_ones(tmp_path):
+    source = probe_notebook(tmp_path)
+    with pytest.raises(ValueError, match="07_probe.ipynb has no parameter 'valeu'; its parameters: scale, value"):
+        notebook.run_notebook(source, tmp_path / "out.ipynb", {"valeu": 3}, progress=False)

@@ -228,3 +228,31 @@ def test_notebook_matches_baseline(notebook, tiny_run):
 def test_every_baseline_has_a_notebook():
     orphans = [path.name for path in orphan_baselines()]
     assert not orphans, f"baselines without a notebook: {orphans}; {RERECORD_HINT}"
+
+
+def figure_outputs(notebook_path):
+    """(image outputs, outputs whose only picture of a figure is its text) of an executed notebook."""
+    import nbformat
+
+    images, text_only = 0, []
+    for index, cell in enumerate(nbformat.read(str(notebook_path), as_version=4).cells):
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = output.get("data", {})
+            if "image/png" in data or "image/svg+xml" in data:
+                images += 1
+            elif str(data.get("text/plain", "")).startswith("<Figure size"):
+                text_only.append(index)
+    return images, text_only
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", notebooks(), ids=lambda path: path.stem)
+def test_every_figure_renders_as_an_image(notebook, tiny_run):
+    """No figure shows as ``<Figure size ...>`` text, and the HTML export shows every figure as an image."""
+    from nbconvert import HTMLExporter
+
+    executed = tiny_run(notebook.stem).output
+    images, text_only = figure_outputs(executed)
+    assert not text_only, f"{notebook.name}: cells {text_only} show a figure as text only, not as an image"
+    html, _ = HTMLExporter().from_filename(str(executed))
+    assert html.count("<img ") == images, f"{notebook.name}: {images} image outputs, {html.count('<img ')} in HTML"

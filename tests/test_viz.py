@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from reidlab.lab.palette import PART_COLOURS
 from reidlab.lab.viz import (
-    PART_COLOURS,
     image_grid,
     mask_to_rgb,
     overlay_mask,
@@ -64,7 +64,8 @@ def test_parsing_to_mask_moves_background_to_zero_and_upsamples():
 
 
 def test_overlay_parsing_leaves_the_background():
-    from reidlab.lab.viz import PARSING_COLOURS, overlay_parsing
+    from reidlab.lab.palette import PARSING_COLOURS
+    from reidlab.lab.viz import overlay_parsing
 
     image = np.full((4, 2, 3), 100, dtype=np.uint8)
     labels = np.array([[0], [1]])  # l = 2: part 0 on top, background below
@@ -91,3 +92,22 @@ def test_plot_parsings_layouts_and_errors():
         plot_parsings(images, {"a": parsings["a"][:2]}, num_parts=3)
     with pytest.raises(ValueError, match="gt_masks has 1 masks for 3 images"):
         plot_parsings(images, parsings, num_parts=3, gt_masks=gt[:1])
+
+
+def test_parsed_parts_never_look_like_ground_truth_regions():
+    from reidlab.lab.palette import PARSING_COLOURS
+
+    regions = PART_COLOURS[1:].astype(float)
+    parts = PARSING_COLOURS[1:].astype(float)
+    distance = np.linalg.norm(parts[:, None] - regions[None], axis=2)  # RGB distance, 0..441
+    assert distance.min() > 80, distance.min()
+    assert len({tuple(c) for c in PARSING_COLOURS}) == len(PARSING_COLOURS)
+
+
+def test_legends_show_the_untinted_background_as_an_empty_box():
+    from reidlab.lab.viz import parsing_legend, part_legend
+
+    for handles in (part_legend(), parsing_legend(4)):
+        background = [h for h in handles if h.get_label().startswith("background")]
+        assert len(background) == 1 and background[0].get_facecolor()[3] == 0  # transparent face
+    assert [h.get_label() for h in part_legend()][1:] == ["head", "upper body", "lower body", "shoes", "accessory"]

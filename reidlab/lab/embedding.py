@@ -15,23 +15,22 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import Any, Literal
 
-import matplotlib
 import numpy as np
 import torch
 from matplotlib.axes import Axes
-from matplotlib.colors import to_rgba
 from matplotlib.lines import Line2D
 
 from reidlab.cluster.neighbors import as_float32_array
+from reidlab.lab.palette import OUTLIER_COLOUR, identity_colours
 from reidlab.plotting import Figure
 
-__all__ = ["EMBEDDINGS", "EmbeddingCache", "embed_2d", "label_colours", "plot_embedding", "plot_embeddings"]
+__all__ = ["EMBEDDINGS", "EmbeddingCache", "embed_2d", "plot_embedding", "plot_embeddings"]
 
 EMBEDDINGS = ("tsne", "umap")
 # Fewest samples embed_2d accepts: t-SNE's perplexity (N - 1) / 3 must stay >= 1, UMAP needs neighbours.
 MIN_SAMPLES = 5
 # Outliers (DBSCAN label -1): small grey crosses under the clusters.
-OUTLIER_STYLE = {"marker": "x", "color": "0.6", "linewidths": 0.8}
+OUTLIER_STYLE = {"marker": "x", "color": OUTLIER_COLOUR, "linewidths": 0.8}
 
 
 def embed_2d(
@@ -144,24 +143,6 @@ class EmbeddingCache:
         return f"{type(self).__name__}(N={self.features.shape[0]}, seed={self.seed}, computed={computed})"
 
 
-def label_colours(max_colours: int = 20) -> np.ndarray:
-    """(max_colours, 4) RGBA of a qualitative palette without greys (grey marks outliers).
-
-    The palette is matplotlib's ``tab20`` (its ten strong colours first, then their light versions),
-    then ``tab20b`` and ``tab20c``; greys are left out, which leaves 54 colours.
-
-    Raises:
-        ValueError: ``max_colours`` is not between 1 and the palette size.
-    """
-    tab20, tab20b, tab20c = (matplotlib.colormaps[name].colors for name in ("tab20", "tab20b", "tab20c"))
-    colours = [*tab20[0::2], *tab20[1::2], *tab20b, *tab20c]
-    rgba = np.array([to_rgba(c) for c in colours])
-    palette = rgba[np.ptp(rgba[:, :3], axis=1) > 0.05]
-    if not 1 <= max_colours <= len(palette):
-        raise ValueError(f"max_colours must be between 1 and {len(palette)}, got {max_colours}")
-    return palette[:max_colours]
-
-
 def plot_embedding(
     coords: np.ndarray,
     labels: np.ndarray | torch.Tensor | list,
@@ -175,7 +156,7 @@ def plot_embedding(
 ) -> Figure:
     """Scatter ``coords`` coloured by ``labels`` (true identities or pseudo-labels).
 
-    Labels are sorted and the k-th label gets colour ``k mod max_colours`` of :func:`label_colours`, so the
+    Labels are sorted and the k-th label gets colour ``k mod max_colours`` of :func:`reidlab.lab.palette.identity_colours`, so the
     colours are deterministic, and DBSCAN's pseudo-labels 0..C-1 get colour ``label mod max_colours``.
     With more labels than colours, colours repeat. Samples with ``outlier_label`` (DBSCAN's -1) are drawn
     as small grey crosses under the clusters (the collection with gid ``"outliers"``; the others have gid
@@ -201,7 +182,7 @@ def plot_embedding(
     labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     if coords.ndim != 2 or coords.shape[1] != 2 or labels.shape != (coords.shape[0],):
         raise ValueError(f"need coords (N, 2) and labels (N,), got shapes {coords.shape} and {labels.shape}")
-    palette = label_colours(max_colours)
+    palette = identity_colours(max_colours)
     if ax is None:
         fig = Figure(figsize=(5, 5), layout="constrained")
         ax = fig.add_subplot()

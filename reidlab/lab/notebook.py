@@ -9,11 +9,13 @@ executed copy carries its metrics and :func:`read_metrics` reads them back (test
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,12 +155,27 @@ def list_notebooks(directory: str | Path = NOTEBOOK_DIR) -> list[Path]:
 
 @dataclass
 class NotebookRun:
-    """The outcome of one papermill execution."""
+    """The outcome of one papermill execution (``skipped``: an earlier execution with the same signature)."""
 
     notebook: Path
     output: Path
     seconds: float
     metrics: dict[str, Any]
+    skipped: bool = False
+
+
+def _kernel_manager_class():
+    """A kernel manager that talks to the kernel over IPC (Unix sockets) rather than TCP: the kernel then
+    has no reason to warn that TCP traffic is unencrypted, and nothing listens on the network."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc" if os.name == "posix" else "tcp"
+
+    return IPCKernelManager
 
 
 def run_notebook(
@@ -170,7 +187,8 @@ def run_notebook(
 ) -> NotebookRun:
     """Execute ``notebook`` with papermill into ``output`` and read back its metrics.
 
-    The notebook runs with its own folder as working directory and with this Python's kernel.
+    The notebook runs with its own folder as working directory and with this Python's kernel. Parameters
+    the notebook does not declare are refused before anything runs.
 
     Args:
         notebook: the source notebook.
@@ -193,8 +211,25 @@ def run_notebook(
         cwd=str(notebook.parent),
         progress_bar=progress,
         kernel_name="python3",
+        kernel_manager_class=_kernel_manager_class(),
     )
     return NotebookRun(notebook, output, time.perf_counter() - start, read_metrics(output))
+
+
+def signature(notebook: str | Path, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """What an execution of ``notebook`` depends on: its parameters, its cells and the library's code.
+
+    Two executions with the same signature give the same results (the same seed repeats exactly on the
+    CPU), so :func:`run_notebooks` skips a notebook already executed with it.
+    """
+    import nbformat
+
+    cells = nbformat.read(str(notebook), as_version=4).cells
+    source = hashlib.sha1("\x00".join(cell.source for cell in cells).encode()).hexdigest()[:16]
+    library = hashlib.sha1()
+    for path in sorted(Path(__file__).resolve().parents[1].rglob("*.py")):
+        library.update(path.read_bytes())
+    return {"parameters": _plain(dict(parameters)), "notebook": source, "library": library.hexdigest()[:16]}
 
 
 def run_notebooks(
@@ -204,8 +239,15 @@ def run_notebooks(
     notebooks: Iterable[str | Path] | None = None,
     parameters: Mapping[str, Any] | None = None,
     progress: bool = True,
+    skip_done: bool = True,
+    report: Callable[[str], None] | None = None,
 ) -> list[NotebookRun]:
     """Execute notebooks (all of them by default) at ``scale`` into ``out_dir``.
+
+    ``out_dir/metrics.json`` keeps, per notebook, its metrics, its time and the :func:`signature` of its
+    execution; it is rewritten after every notebook, so an interrupted call keeps what it finished. With
+    ``skip_done``, a notebook whose executed copy exists with the same signature is not run again: the
+    same command after an interruption continues where it stopped.
 
     Args:
         out_dir: folder of the executed copies (``<name>.ipynb``) and ``metrics.json``.
@@ -213,8 +255,11 @@ def run_notebooks(
         notebooks: paths, or name prefixes such as ``"00"``; all notebooks when ``None``.
         parameters: extra parameters for every notebook (``data_root``, ``seed``...).
         progress: show progress bars.
+        skip_done: skip notebooks executed before with the same signature.
+        report: called with one line before each notebook (what runs, its expected time); default: logging.
     """
     check_scale(scale)
+    report = report or logger.info
     available = list_notebooks()
     if notebooks is None:
         chosen = available
@@ -228,22 +273,42 @@ def run_notebooks(
                 raise ValueError(f"no notebook matches {str(item)!r}; available: {names}")
             chosen.extend(matches)
     out_dir = Path(out_dir)
+    summary_path = out_dir / "metrics.json"
+    try:
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    except ValueError:
+        summary = {}  # an unreadable summary only costs re-running its notebooks
     runs = []
-    for notebook in chosen:
+    for number, notebook in enumerate(chosen, start=1):
         params = {"scale": scale, **dict(parameters or {})}
-        logger.info("running %s at %s scale", notebook.name, scale)
-        runs.append(run_notebook(notebook, out_dir / notebook.name, params, progress=progress))
-    summary = {run.notebook.name: {"seconds": round(run.seconds, 1), **run.metrics} for run in runs}
-    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+        output = out_dir / notebook.name
+        wanted = signature(notebook, params)
+        before = summary.get(notebook.name, {})
+        name = f"[{number}/{len(chosen)}] {notebook.name}"
+        if skip_done and before.get("signature") == wanted and output.is_file():
+            report(f"{name}: skipped, already executed with the same parameters and code ({output})")
+            runs.append(NotebookRun(notebook, output, before.get("seconds", 0.0), read_metrics(output), skipped=True))
+            continue
+        expected = f", about {before['seconds'] / 60:.0f} min last time" if before.get("seconds") else ""
+        report(f"{name}: running at {scale} scale{expected}")
+        run = run_notebook(notebook, output, params, progress=progress)
+        runs.append(run)
+        summary[notebook.name] = {"seconds": round(run.seconds, 1), "signature": wanted, **run.metrics}
+        summary_path.write_text(json.dumps(summary, indent=2))
     return runs
 
 
 def format_summary(runs: Iterable[NotebookRun], *, max_metrics: int = 8) -> str:
     """A short text summary: one block per notebook with its time and its scalar metrics."""
     lines = []
+    runs = list(runs)
     for run in runs:
-        lines.append(f"{run.notebook.name}  ({run.seconds:.0f} s)  ->  {run.output}")
+        lines.append(f"{run.notebook.name}  ({run.seconds:.0f} s{', skipped: done before' if run.skipped else ''})"
+                     f"  ->  {run.output}")
         scalars = [(k, v) for k, v in run.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
         for key, value in scalars[:max_metrics]:
             lines.append(f"    {key:<32} {value:.4g}" if isinstance(value, float) else f"    {key:<32} {value}")
+    ran = sum(run.seconds for run in runs if not run.skipped)
+    total = sum(run.seconds for run in runs)
+    lines.append(f"total: {total / 60:.1f} min of notebooks ({ran / 60:.1f} min executed now)")
     return "\n".join(lines)

@@ -14,12 +14,13 @@ from matplotlib.patches import Patch
 from PIL import Image
 
 from reidlab.data.synthmarket import PART_NAMES
-from reidlab.plotting import Figure
-
-# One colour for each of SynthMarket's part labels (reidlab.data.synthmarket.PART_NAMES).
-PART_COLOURS = np.array(
-    [[0, 0, 0], [230, 159, 0], [86, 180, 233], [0, 158, 115], [240, 228, 66], [204, 121, 167]], dtype=np.uint8
+from reidlab.lab.palette import (
+    BACKGROUND_PATCH,
+    PARSING_COLOURS,
+    PART_COLOURS,
+    legend_patches,
 )
+from reidlab.plotting import Figure
 
 
 def identity_records(records: Sequence, pid: int, *, limit: int = 12) -> list:
@@ -62,9 +63,9 @@ def overlay_mask(image: np.ndarray, mask: np.ndarray, *, alpha: float = 0.5, col
     return blended.round().astype(np.uint8)
 
 
-def part_legend(colours: np.ndarray = PART_COLOURS, names: Sequence[str] = PART_NAMES) -> list[Patch]:
-    """Legend handles for the part colours (``upper_body`` shows as "upper body")."""
-    return [Patch(color=np.asarray(c) / 255, label=n.replace("_", " ")) for c, n in zip(colours, names)]
+def part_legend() -> list[Patch]:
+    """Legend handles of the ground-truth regions: the untinted background, then a box per region colour."""
+    return [Patch(**BACKGROUND_PATCH), *legend_patches(PART_COLOURS[1:], PART_NAMES[1:])]
 
 
 def image_grid(
@@ -116,22 +117,13 @@ def plot_masks(records: Sequence, *, alpha: float = 0.55) -> Figure:
         images.extend(row)
         titles.extend(f"{name}" for _ in row)
     fig = image_grid(images, titles=titles, ncols=len(records))
-    fig.legend(handles=part_legend(), loc="outside lower center", ncols=len(PART_NAMES), fontsize=7)
+    fig.legend(handles=part_legend(), loc="outside lower center", ncols=3, fontsize=7)
     return fig
 
 
 # --------------------------------------------------------------------------------------------------
 # Unsupervised parsings (SCWM's parts, reidlab.parsing): parts have no names, only an order top to bottom
 # --------------------------------------------------------------------------------------------------
-
-# Colour 0 for the background, then one per parsed part from the top: saturated colours unlike those of
-# PART_COLOURS (so parsed parts are not mistaken for ground-truth regions) and of SynthMarket's scenes.
-PARSING_COLOURS = np.array(
-    [[0, 0, 0], [230, 25, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240],
-     [240, 50, 230], [128, 128, 128]],
-    dtype=np.uint8,
-)
-
 
 def parsing_to_mask(labels: np.ndarray, *, num_parts: int, size: tuple[int, int] | None = None) -> np.ndarray:
     """A parsing in :mod:`reidlab.parsing`' numbering as a label mask that :func:`overlay_mask` can draw.
@@ -171,10 +163,9 @@ def overlay_parsing(image: np.ndarray, labels: np.ndarray, *, num_parts: int, al
 
 
 def parsing_legend(num_parts: int) -> list[Patch]:
-    """Legend handles for the parts of an ``l``-part parsing: ``part0 (top)`` ... ``background``."""
-    names = [f"part{k}" + (" (top)" if k == 0 else "") for k in range(num_parts - 1)] + ["background"]
-    colours = [PARSING_COLOURS[k + 1] for k in range(num_parts - 1)] + [PARSING_COLOURS[0]]
-    return part_legend(np.array(colours), names)
+    """Legend handles for the parts of an ``l``-part parsing: ``part0 (top)`` ..., then the untinted background."""
+    names = [f"part{k}" + (" (top)" if k == 0 else "") for k in range(num_parts - 1)]
+    return [*legend_patches(PARSING_COLOURS[1:num_parts], names), Patch(**BACKGROUND_PATCH)]
 
 
 def plot_parsings(
@@ -235,7 +226,7 @@ def plot_parsings(
                 ax.set_ylabel(panel, fontsize=8)
     handles = parsing_legend(num_parts)
     if gt_masks is not None:
-        handles += part_legend(PART_COLOURS[1:], [f"GT {name}" for name in PART_NAMES[1:]])
+        handles += legend_patches(PART_COLOURS[1:], [f"GT {name}" for name in PART_NAMES[1:]])
     fig.legend(handles=handles, loc="outside lower center", ncols=max(1, min(len(handles), int(ncols * cell_size[0]))),
                fontsize=7)
     if suptitle:
