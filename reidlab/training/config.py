@@ -12,7 +12,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from reidlab.config import check_scale
-from reidlab.training.methods import get_method, resolve_preset
+from reidlab.training.cameras import SAMPLE_BY, CameraStage
+from reidlab.training.methods import METHODS, get_method, resolve_preset
 
 __all__ = ["MEMORY_UPDATES", "PART_LOSSES", "SCALED_SETTINGS", "TrainConfig", "preset"]
 
@@ -75,6 +76,29 @@ class TrainConfig:
     # PPLR --aals-epoch 5: before it parts use label smoothing 0.1 (alpha = 0.9). SCWM names no such epoch:
     # reidlab's reading is 0 (Eq. 13 from the start); the pplr_stripes full preset uses PPLR's 5.
     aals_start_epoch: int = 0
+    # Schedule: a linear warm-up of the learning rate from 0.01x over the first epochs (0 = none, every method
+    # but CAP). CAP's train_cap.py: WarmupMultiStepLR(warmup_factor=0.01, warmup_iters=10), stepped per epoch.
+    warmup_epochs: int = 0
+    # HHCL Table 3's tricks. IBN-a (Pan et al., ECCV 2018) in the early blocks of the backbone: HHCL's run.sh
+    # trains resnet_ibn50a for the "IBN" rows (LabNet-IBN at lab scale).
+    ibn: bool = False
+    # Label smoothing epsilon of the memory's cross-entropy ("LS"; 0 = off). HHCL's code fixes epsilon at 0.1
+    # (CrossEntropyLabelSmooth(num_classes, 0.1, topk_smoothing=True)) and spreads it over the C // 50
+    # top-scoring classes: label_smoothing_topk=True.
+    label_smoothing: float = 0.0
+    label_smoothing_topk: bool = False
+    # Domain adaptation (SpCL's examples/spcl_train_uda.py, the Cluster Contrast appendix 1.2): the labelled
+    # source dataset ("" = none: purely unsupervised) and its folder ("" = beside the target's folder for a
+    # real dataset; reidlab.training.domains.LAB_SOURCE for "synthmarket").
+    source_dataset: str = ""
+    source_root: str = ""
+    # Camera-aware proxies (CAP, Wang et al. AAAI 2021; Terminator8758/CAP-master train_cap.py, CAPMemory).
+    proxy_momentum: float = 0.2  # CAP --inv_alpha 0.2 (also the Cluster Contrast authors' camera script)
+    proxy_temperature: float = 0.07  # CAP --inv_beta 0.07; Cluster Contrast's CameraMemory: 0.05
+    crosscam_epoch: int = 5  # CAPMemory(crosscam_epoch=5): the inter-camera loss from this epoch on
+    crosscam_weight: float = 0.5  # CAPMemory: loss += 0.5 * associate_loss
+    crosscam_negatives: int = 50  # CAPMemory(bg_knn=50): hard negative proxies of the inter-camera loss
+    sample_by: str = "cluster"  # P x K by "cluster" or by camera "proxy" (CAP's ClassUniformlySampler)
 
     def __post_init__(self) -> None:
         method = get_method(self.method)
@@ -98,6 +122,26 @@ class TrainConfig:
             )
         if not 0.0 <= self.mu <= 1.0:
             raise ValueError(f"mu must be in [0, 1], got {self.mu}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if (self.label_smoothing or self.label_smoothing_topk) and not method.label_smoothing:
+            supported = [name for name, m in METHODS.items() if m.label_smoothing]
+            raise ValueError(f"label smoothing applies to the ClusterNCE-type losses of {supported}, not to "
+                             f"{self.method!r}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        if method.stage.needs_source and not self.source_dataset:
+            raise ValueError(f"method {self.method!r} trains on a labelled source dataset: set source_dataset "
+                             "(market1501, dukemtmcreid, msmt17, or synthmarket at lab and tiny scale)")
+        if (self.source_dataset or self.source_root) and not method.stage.needs_source:
+            with_source = [name for name, m in METHODS.items() if m.stage.needs_source]
+            raise ValueError(f"source_dataset and source_root are for the domain-adaptation methods {with_source}, "
+                             f"not {self.method!r}")
+        if self.sample_by not in SAMPLE_BY:
+            raise ValueError(f"sample_by must be one of {SAMPLE_BY}, got {self.sample_by!r}")
+        if self.sample_by == "proxy" and not issubclass(method.stage, CameraStage):
+            raise ValueError(f"sample_by='proxy' draws by camera proxy, which only camera-aware methods have "
+                             f"(not {self.method!r})")
 
 
 # Settings every method shares at the lab scale (LabNet on SynthMarket, two CPU cores, minutes) and the
