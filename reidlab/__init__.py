@@ -4,11 +4,13 @@ The library is the source of truth; the notebooks in ``notebooks/`` import it an
 sub-packages follow the flow of the methods:
 
 * :mod:`reidlab.data`: datasets (Market-1501, DukeMTMC-reID, MSMT17, SynthMarket), transforms, sampler;
-* :mod:`reidlab.models`: backbones, the re-ID and part-based models, feature extraction;
+* :mod:`reidlab.models`: backbones (IBN-a too), the re-ID and part-based models, domain-specific BatchNorm,
+  feature extraction;
 * :mod:`reidlab.cluster`: neighbours, the k-reciprocal Jaccard distance, DBSCAN pseudo-labels, quality;
-* :mod:`reidlab.memory`: the memory banks of SpCL, Cluster Contrast, HHCL and SCWM;
+* :mod:`reidlab.memory`: the memory banks of SpCL, Cluster Contrast, HHCL, SCWM and CAP;
 * :mod:`reidlab.parsing`: SCWM's spatial cascaded clustering of feature maps into parts;
-* :mod:`reidlab.training`: the method registry, the shared training loop, the supervised bound;
+* :mod:`reidlab.training`: the method registry, the shared training loop (domain adaptation and camera-aware
+  proxies included), the supervised bound;
 * :mod:`reidlab.evaluation`: the Market-1501 protocol;
 * :mod:`reidlab.lab`: notebook tooling (recorded metrics, widgets, toys, plots);
 * :mod:`reidlab.reproduce`: the papers' experiments and their results table.
@@ -22,6 +24,7 @@ from reidlab.cluster import DBSCANPseudoLabeler, jaccard_distance, knn_search  #
 from reidlab.data import Record, load_dataset, prepare_dataset  # noqa: E402
 from reidlab.evaluation import evaluate, evaluate_model, evaluate_rank  # noqa: E402
 from reidlab.memory import (  # noqa: E402
+    CameraProxyMemory,
     ClusterMemory,
     HardHybridMemory,
     HybridMemory,
@@ -41,6 +44,7 @@ from reidlab.training import (  # noqa: E402
 
 __all__ = [
     "METHODS",
+    "CameraProxyMemory",
     "ClusterMemory",
     "DBSCANPseudoLabeler",
     "HardHybridMemory",

@@ -1,8 +1,9 @@
 """The distributed path on the CPU: gloo, two processes, tiny scale; and the single-process no-ops.
 
 Run as a script under ``torchrun`` this file is the worker of ``test_two_processes_train_identically`` (it
-trains through ``reidlab.training.run.train_run``) and, with ``scwm`` as its first argument, of
-``test_two_processes_train_scwm_identically``; it saves what each rank ends with.
+trains through ``reidlab.training.run.train_run``), with ``scwm`` as its first argument of
+``test_two_processes_train_scwm_identically`` and with ``method`` of
+``test_two_processes_train_the_domain_and_camera_methods_identically``; it saves what each rank ends with.
 """
 
 import json
@@ -211,6 +212,41 @@ def test_two_processes_train_scwm_identically(tiny_synthmarket_root, tmp_path):
         assert torch.equal(value, model[name]), name
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["spcl_uda", "cap_cluster_contrast"])  # the two-domain and the camera stage
+def test_two_processes_train_the_domain_and_camera_methods_identically(method, tiny_synthmarket_root, tmp_path):
+    run_dir, dumps = tmp_path / "run", tmp_path / "dumps"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", __file__,
+               "method", str(dumps), *TRAIN_ARGS, "--data-root", str(tiny_synthmarket_root), "--run-dir", str(run_dir)]
+    command[command.index("cluster_contrast")] = method
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [torch.load(dumps / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    assert [r["world"] for r in ranks] == [(0, 2), (1, 2)]
+    # Same model (both domains' BatchNorms, for SpCL's domain adaptation) and same memory on both ranks.
+    for name, value in ranks[0]["model"].items():
+        assert torch.equal(value, ranks[1]["model"][name]), name
+    if method == "spcl_uda":
+        assert any(".norms.source." in name for name in ranks[0]["model"])
+    for name, value in ranks[0]["memory"].items():
+        assert torch.equal(value, ranks[1]["memory"][name]), name
+    # Each rank's loss saw its own half batch (SpCL: 8 source rows, then 8 target rows; CAP: 8 target images);
+    # every update saw both ranks' batches, rank 0's first.
+    steps = [r["steps"] for r in ranks]
+    assert len(steps[0]) == len(steps[1]) == 2 * 3
+    for (losses_0, update_0), (losses_1, update_1) in zip(*steps):
+        assert [len(rows) for rows in losses_0] == [len(rows) for rows in losses_1] == (
+            [8, 8] if method == "spcl_uda" else [8])
+        assert update_0 == update_1 == [row for rows in losses_0 + losses_1 for row in rows]
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [e["epoch"] for e in history] == [0, 1] and ranks[0]["history"] == ranks[1]["history"] == history
+    terms = ("source", "target") if method == "spcl_uda" else ("intra", "inter", "cluster")
+    for entry in history:
+        assert np.isfinite(entry["loss"]) and 0 <= entry["mAP"] <= 1
+        assert sum(entry[f"loss_{t}"] for t in terms) == pytest.approx(entry["loss"], rel=1e-5)
+
+
 def test_single_process_command_is_the_plain_trainer(tiny_synthmarket, tiny_synthmarket_root, tmp_path,
                                                      monkeypatch, capsys):
     from reidlab.cli import main
@@ -386,8 +422,54 @@ def _scwm_torchrun_worker(argv: list[str]) -> None:
         distributed.cleanup_distributed()
 
 
+def _method_torchrun_worker(argv: list[str]) -> None:
+    """Train like ``python -m reidlab.train`` (a method of the domain or the camera stage) and save what this rank
+    ends with into ``argv[0]``: its model, memory, history, and the memory rows every loss and update saw."""
+    from reidlab.cli import _parser
+    from reidlab.memory import CameraProxyMemory, HybridMemory
+    from reidlab.training.run import parse_overrides, train_run
+
+    dumps, args = Path(argv[0]), _parser().parse_args(["train", *argv[1:]])
+    steps = []
+    hybrid_loss, camera_terms = HybridMemory.loss, CameraProxyMemory.loss_terms
+    updates = {cls: cls.update for cls in (HybridMemory, CameraProxyMemory)}
+
+    def recording_hybrid_loss(memory, features, targets=None, *, indexes=None):
+        if not steps or len(steps[-1]) == 2:
+            steps.append([[]])
+        steps[-1][0].append(indexes.tolist())
+        return hybrid_loss(memory, features, targets, indexes=indexes)
+
+    def recording_camera_terms(memory, features, *, indexes=None):
+        steps.append([[indexes.tolist()]])
+        return camera_terms(memory, features, indexes=indexes)
+
+    def recording_update(cls):
+        def update(memory, features, targets=None, *, indexes=None):
+            steps[-1].append(indexes.tolist())
+            updates[cls](memory, features, targets, indexes=indexes)
+        return update
+
+    HybridMemory.loss, CameraProxyMemory.loss_terms = recording_hybrid_loss, recording_camera_terms
+    for cls in updates:
+        cls.update = recording_update(cls)
+    world = init_distributed()
+    try:
+        trainer = train_run(args.method, run_dir=args.run_dir, scale=args.scale, dataset=args.dataset,
+                            data_root=args.data_root, seed=args.seed, overrides=parse_overrides(args.overrides),
+                            init=args.init, progress=not args.no_progress)
+        dumps.mkdir(exist_ok=True)
+        torch.save({"world": (world.rank, world.world_size), "model": trainer.model.state_dict(),
+                    "memory": trainer.memory.state_dict(), "steps": steps, "history": trainer.history},
+                   dumps / f"rank{world.rank}.pt")
+    finally:
+        distributed.cleanup_distributed()
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "scwm":
         _scwm_torchrun_worker(sys.argv[2:])
+    elif sys.argv[1] == "method":
+        _method_torchrun_worker(sys.argv[2:])
     else:
         _torchrun_worker(sys.argv[1:])

@@ -15,6 +15,7 @@ from reidlab.memory import (
     Memory,
     MinedSlots,
     cluster_nce,
+    smoothed_cross_entropy,
 )
 
 
@@ -675,3 +676,73 @@ def test_weighted_state_dict_round_trip(weighted_batch):
     copy.load_state_dict(memory.state_dict())
     assert set(memory.state_dict()) == {"centroids"} and torch.equal(copy.centroids, memory.centroids)
     assert "update='weighted'" in repr(memory)
+
+
+# ----------------------------------------------------------------------------- label smoothing (HHCL Table 3's "LS")
+def naive_smoothed_ce(logits, targets, epsilon, *, topk=False):
+    """(1 - eps) on the class, eps over all C classes, or (HHCL's code, C >= 100) over the C // 50 top-scoring ones."""
+    total = 0.0
+    for row, y in zip(logits.tolist(), targets.tolist()):
+        top = max(row)
+        log_probs = [v - top - math.log(sum(math.exp(u - top) for u in row)) for v in row]
+        k = len(row) // 50
+        if topk and k > 1:
+            best = sorted(range(len(row)), key=lambda c: -row[c])[:k]
+            target = [(1 - epsilon) * (c == y) + (epsilon / k) * (c in best) for c in range(len(row))]
+        else:
+            target = [(1 - epsilon) * (c == y) + epsilon / len(row) for c in range(len(row))]
+        total += -sum(t * lp for t, lp in zip(target, log_probs))
+    return total / len(targets)
+
+
+@pytest.mark.parametrize("classes,topk", [(7, False), (7, True), (160, False), (160, True)])
+def test_label_smoothing_matches_a_naive_smoothed_cross_entropy(classes, topk):
+    logits = torch.randn(6, classes, generator=torch.Generator().manual_seed(classes), dtype=torch.float64) * 3
+    targets = torch.arange(6) % classes
+    value = smoothed_cross_entropy(logits, targets, 0.1, topk=topk)
+    assert value.item() == pytest.approx(naive_smoothed_ce(logits, targets, 0.1, topk=topk), rel=1e-9)
+    assert torch.equal(smoothed_cross_entropy(logits, targets, 0.0, topk=topk), F.cross_entropy(logits, targets))
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\), got 1.0"):
+        smoothed_cross_entropy(logits, targets, 1.0)
+
+
+@pytest.mark.parametrize("topk", [False, True])
+def test_memories_smooth_their_cross_entropies(topk):
+    centroids, x = unit(120, 8, seed=1), unit(10, 8, seed=2)
+    targets = torch.arange(10) * 7
+    memory = ClusterMemory(centroids, label_smoothing=0.1, smoothing_topk=topk)
+    logits = x @ memory.centroids.t() / 0.05
+    assert memory.loss(x, targets).item() == pytest.approx(naive_smoothed_ce(logits, targets, 0.1, topk=topk), rel=1e-9)
+    assert cluster_nce(x, memory.centroids, targets, 0.05, label_smoothing=0.1, smoothing_topk=topk).item() == \
+        pytest.approx(memory.loss(x, targets).item(), rel=1e-12)
+    # HHCL: both terms of Eq. 2 use the smoothed cross-entropy.
+    hhcl = HardHybridMemory(centroids, unit(120, 3, 8, seed=3), label_smoothing=0.1, smoothing_topk=topk)
+    mined = hhcl.mine(x, targets)
+    slots = torch.stack([hhcl.instances[c, mined.per_class[:, c]] for c in range(120)], dim=1)  # (B, C, D)
+    hard_logits = torch.einsum("bd,bcd->bc", x, slots) / 0.05
+    naive = 0.5 * naive_smoothed_ce(logits, targets, 0.1, topk=topk) + 0.5 * naive_smoothed_ce(hard_logits, targets, 0.1,
+                                                                                                 topk=topk)
+    assert hhcl.loss(x, targets).item() == pytest.approx(naive, rel=1e-9)
+    plain = HardHybridMemory(centroids, unit(120, 3, 8, seed=3))
+    assert plain.loss(x, targets).item() != pytest.approx(hhcl.loss(x, targets).item())
+
+
+# ----------------------------------------------------------------------------- SpCL's hybrid memory with source rows
+def test_hybrid_memory_puts_source_rows_first():
+    source, target = unit(3, 6, seed=4) * 2, unit(8, 6, seed=5)
+    memory = HybridMemory(target, source_centroids=source)
+    assert (memory.num_source, memory.num_instances, memory.num_rows) == (3, 8, 11)
+    assert torch.allclose(memory.features[:3], F.normalize(source, dim=1)) and torch.equal(memory.instance_features,
+                                                                                          memory.features[3:])
+    labels = np.array([0, 0, 1, -1, 1, 0, -1, 1])
+    memory.set_labels(labels)
+    assert memory.labels.tolist() == [0, 1, 2, 3, 3, 4, 5, 4, 3, 6, 4]
+    # The loss is SpCL's over the source classes and the target's; a source sample's row is its class.
+    x, rows = unit(4, 6, seed=6), torch.tensor([2, 0, 3 + 3, 3 + 4])
+    row_labels = np.concatenate([[100, 101, 102], labels])  # the source rows: clusters of one row each
+    assert memory.loss(x, None, indexes=rows).item() == pytest.approx(
+        naive_spcl_loss(x, memory.features, row_labels, rows, 0.05), rel=1e-9)
+    with pytest.raises(ValueError, match=r"labels must be \(8,\) integers \(one per instance row\)"):
+        memory.set_labels(np.zeros(11, dtype=np.int64))
+    with pytest.raises(ValueError, match=r"source_centroids must be a non-empty \(S, 6\) matrix"):
+        HybridMemory(target, source_centroids=unit(3, 5))

@@ -17,7 +17,7 @@ from reidlab.training.stages import GlobalStage
 PACKAGE = Path(__file__).resolve().parents[1] / "reidlab"
 # The shared loop: none of these may name a method (TrainConfig's defaults, which are Cluster Contrast's, may).
 LOOP_MODULES = ("training/trainer.py", "training/stages.py", "training/step.py", "training/parts.py",
-                "training/start.py", "training/run.py")
+                "training/start.py", "training/run.py", "training/domains.py", "training/cameras.py")
 
 
 def test_every_method_has_presets_at_every_scale():

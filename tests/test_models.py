@@ -4,7 +4,13 @@ import pytest
 import torch
 import torchvision
 
-from reidlab.models import GeneralizedMeanPooling, build_model
+from reidlab.models import (
+    IBN,
+    GeneralizedMeanPooling,
+    build_model,
+    has_ibn,
+    ibn_backbone,
+)
 
 
 @pytest.mark.parametrize("pooling", ["avg", "gem"])
@@ -80,3 +86,52 @@ def test_bad_options_are_named():
         build_model("labnet", pooling="max")
     with pytest.raises(ValueError, match="last_stride must be 1 or 2"):
         build_model("labnet", last_stride=3)
+
+
+# ----------------------------------------------------------------------------- IBN-a (HHCL Table 3's "IBN")
+def test_ibn_a_sits_after_the_first_convolution_of_the_early_blocks():
+    resnet = build_model("resnet50_ibn_a", pretrained=False).backbone.body
+    layers = {name: resnet[index] for name, index in (("layer1", 4), ("layer2", 5), ("layer3", 6), ("layer4", 7))}
+    for name, layer in layers.items():  # IBN-Net's resnet50_ibn_a: ibn_cfg=('a', 'a', 'a', None)
+        assert all(isinstance(block.bn1, IBN) == (name != "layer4") for block in layer), name
+        assert not any(isinstance(m, IBN) for block in layer for m in (block.bn2, block.bn3))
+    assert sum(isinstance(m, IBN) for m in resnet.modules()) == 3 + 4 + 6
+    labnet = build_model("labnet_ibn_a", pretrained=False).backbone
+    assert isinstance(labnet.layer1.bn1, IBN) and isinstance(labnet.layer2.bn1, IBN)
+    assert not isinstance(labnet.layer3.bn1, IBN) and not has_ibn(build_model("labnet", pretrained=False))
+    assert ibn_backbone("resnet50") == ibn_backbone("resnet50_ibn_a") == "resnet50_ibn_a"
+    images = torch.randn(2, 3, 128, 64)
+    assert build_model("labnet_ibn_a", pretrained=False).eval()(images).shape == (2, 128)
+
+
+def test_ibn_normalises_half_the_channels_per_image_and_the_rest_per_batch():
+    ibn = IBN(6)
+    with torch.no_grad():
+        ibn.IN.weight.copy_(torch.tensor([1.5, 0.5, 2.0]))
+        ibn.IN.bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
+    x = torch.randn(4, 6, 5, 3) * 3 + 1
+    out = ibn.train()(x)
+    for b in range(4):
+        for c in range(3):  # instance norm: statistics of one image and channel
+            v = x[b, c]
+            expected = (v - v.mean()) / torch.sqrt(v.var(unbiased=False) + 1e-5) * ibn.IN.weight[c] + ibn.IN.bias[c]
+            assert torch.allclose(out[b, c], expected, atol=1e-4)
+    for c in range(3, 6):  # batch norm: statistics of the channel over the batch
+        v = x[:, c]
+        assert torch.allclose(out[:, c], (v - v.mean()) / torch.sqrt(v.var(unbiased=False) + 1e-5), atol=1e-4)
+
+
+def test_cached_ibn_net_weights_are_loaded(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    reference = build_model("resnet18_ibn_a", pretrained=False).backbone
+    names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+    state = {}  # IBN-Net's names: conv1..., layer1.0.bn1.IN.weight, fc.*
+    for key, value in reference.state_dict().items():
+        _, index, rest = key.split(".", 2)
+        state[f"{names[int(index)]}.{rest}"] = value
+    state["fc.weight"] = torch.zeros(1000, 512)
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(state, tmp_path / "checkpoints" / "resnet18_ibn_a-2f571257.pth")
+    model = build_model("resnet18_ibn_a", pretrained=True)
+    assert torch.equal(model.backbone.body[4][0].bn1.IN.weight, reference.body[4][0].bn1.IN.weight)
+    assert torch.equal(model.backbone.body[6][1].conv2.weight, reference.body[6][1].conv2.weight)

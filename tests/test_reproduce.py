@@ -29,6 +29,8 @@ RUN_COUNTS = {  # experiment: (runs at lab/tiny scale, runs at full scale)
     "scwm_update": (3, 6),
     "scwm_components": (3, 6),
     "cc_update": (2, 4),
+    "cc_appendix": (6, 12),
+    "hhcl_tricks": (3, 6),
 }
 # Runs the papers' texts report no number for (reidlab/paper_results.py's docstring).
 NOT_REPORTED = {("cluster_contrast_hard", "market1501"), ("cluster_contrast_hard", "msmt17"), ("hhcl", "msmt17")}
@@ -83,6 +85,25 @@ def test_sweeps_map_to_the_papers_rows():
     mean, hard = EXPERIMENTS["cc_update"].plan("full", ["market1501"])
     assert (mean.method, hard.method) == ("cluster_contrast", "cluster_contrast_hard")
     assert find_paper_result(mean.method, "market1501", mean.paper_settings).setting == "GeM pooling"
+
+
+def test_appendix_and_hhcl_table_3_map_to_the_papers_rows():
+    for dataset, maps in (("market1501", [83.0, 84.2, 77.5, 83.3, 79.2, 83.5]),
+                          ("msmt17", [33.0, 33.6, 26.8, 35.1, 36.9, 40.1])):  # Cluster Contrast appendix Table 1
+        runs = EXPERIMENTS["cc_appendix"].plan("full", [dataset])
+        assert [find_paper_result(r.method, dataset, r.paper_settings).mAP for r in runs] == maps
+        assert [r.overrides.get("pooling") for r in runs[:2]] == ["avg", "gem"]
+        source = {"market1501": "msmt17", "msmt17": "market1501"}[dataset]  # the table's "source" column
+        assert [r.datasets_needed() for r in runs] == [(dataset,)] * 2 + [(dataset, source)] * 2 + [(dataset,)] * 2
+    for dataset, maps in (("market1501", [84.2, 87.8, 88.2]), ("dukemtmcreid", [73.3, 76.8, 77.3])):  # HHCL Table 3
+        runs = EXPERIMENTS["hhcl_tricks"].plan("full", [dataset])
+        papers = [find_paper_result("hhcl", dataset, r.paper_settings) for r in runs]
+        assert [p.mAP for p in papers] == maps and {p.source for p in papers} == {"HHCL (Hu et al.) Table 3"}
+        assert [(r.overrides.get("ibn", False), r.overrides.get("label_smoothing", 0.0)) for r in runs] == [
+            (False, 0.0), (True, 0.0), (True, 0.1)]
+    lab = EXPERIMENTS["cc_appendix"].plan("lab")  # the lab source SynthMarket is generated: no --data-root needed
+    assert [r.source_dataset() for r in lab] == ["", "", "synthmarket", "synthmarket", "", ""]
+    assert {r.datasets_needed() for r in lab} == {("synthmarket",)}
 
 
 def test_plan_selection_and_errors():
@@ -175,6 +196,9 @@ def test_missing_dataset_says_where_to_put_it(tmp_path, capsys):
     reproduce.check_datasets(runs[:2], tmp_path)  # Market-1501 runs: found
     with pytest.raises(FileNotFoundError, match=f"^MSMT17 not found under {tmp_path}: put its folder MSMT17_V1/"):
         reproduce.check_datasets(runs, tmp_path)
+    uda = [r for r in EXPERIMENTS["cc_appendix"].plan("full", ["market1501"]) if r.method == "spcl_uda"]
+    with pytest.raises(FileNotFoundError, match=f"^MSMT17 not found under {tmp_path}"):  # the source, MSMT17
+        reproduce.check_datasets(uda, tmp_path)
     with pytest.raises(FileNotFoundError, match=f"^SynthMarket not found under {tmp_path}: omit --data-root to "
                                                 "generate it in .*synthmarket, or generate it at .* --preset default`$"):
         reproduce.check_datasets(EXPERIMENTS["cc_update"].plan("lab"), tmp_path)
@@ -323,6 +347,17 @@ def test_table_puts_paper_numbers_next_to_ours(tmp_path):
     assert text.count("<tr>") == 4 and "<td>82.7</td>" in text and "<td>5.2</td>" in text
     assert "<img src=\"results.png\"" in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_table_names_the_source_and_the_ibn_backbone(tmp_path):
+    _fake_metrics(tmp_path, "cc_appendix", "full", "spcl_uda-market1501", mAP=0.7, rank1=0.8, source="msmt17")
+    _fake_metrics(tmp_path, "hhcl_tricks", "full", "ibn_gem-market1501", mAP=0.8, rank1=0.9, ibn=True)
+    text = write_table(tmp_path)[0].read_text()
+    assert ("| cc_appendix | spcl_uda-market1501 | spcl_uda | MSMT17 -> Market-1501 | full | ResNet-50 (ImageNet) | "
+            "70.0 | 80.0 | Market-1501, from MSMT17 | ResNet-50 (ImageNet) | 77.5 | 89.7 | Cluster Contrast appendix "
+            "(Dai et al.) Table 1 (row SPCL [2]) |") in text
+    assert ("| hhcl_tricks | ibn_gem-market1501 | hhcl | Market-1501 | full | ResNet-50-IBN-a (ImageNet) | 80.0 | 90.0 | "
+            "Market-1501, IBN + GeM | ResNet-50-IBN-a (ImageNet) | 87.8 | 95.1 | HHCL (Hu et al.) Table 3 |") in text
 
 
 def test_table_marks_full_scale_runs(tmp_path):

@@ -6,7 +6,14 @@ import torch
 
 from reidlab.memory import ClusterMemory, HardHybridMemory, HybridMemory
 from reidlab.models import build_model
-from reidlab.training import METHODS, NAMED_PRESETS, TrainConfig, Trainer, build_start_model, preset
+from reidlab.training import (
+    METHODS,
+    NAMED_PRESETS,
+    TrainConfig,
+    Trainer,
+    build_start_model,
+    preset,
+)
 from reidlab.utils import seed_everything
 
 MEMORY_TYPES = {"spcl": HybridMemory, "cluster_contrast": ClusterMemory, "cluster_contrast_hard": ClusterMemory,
@@ -100,3 +107,12 @@ def test_trainer_checks_the_model_pooling(tiny_synthmarket):
     config = preset("cluster_contrast", scale="full")  # GeM in Cluster Contrast's reported setup
     with pytest.raises(ValueError, match="pools with 'avg' but the config says pooling='gem'"):
         Trainer(make_model(), tiny_synthmarket, config, progress=False)
+
+
+def test_trainer_checks_the_model_against_ibn(tiny_synthmarket):
+    config = preset("hhcl", scale="tiny", ibn=True, pooling="gem")  # HHCL Table 3's "IBN + GeM"
+    with pytest.raises(ValueError, match="the model has no IBN layers but the config says ibn=True"):
+        Trainer(build_model("labnet", pretrained=False, pooling="gem"), tiny_synthmarket, config, progress=False)
+    Trainer(build_model("labnet_ibn_a", pretrained=False, pooling="gem"), tiny_synthmarket, config, progress=False)
+    with pytest.raises(ValueError, match="label smoothing applies to the ClusterNCE-type losses of"):
+        preset("spcl", scale="tiny", label_smoothing=0.1)

@@ -72,21 +72,64 @@ class Memory(torch.nn.Module, ABC):
             )
 
 
-def cluster_nce(features: Tensor, centroids: Tensor, targets: Tensor, temperature: float) -> Tensor:
+def check_label_smoothing(label_smoothing: float) -> float:
+    """``label_smoothing`` as a float if it is in [0, 1), else a ``ValueError``."""
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    return float(label_smoothing)
+
+
+def smoothed_cross_entropy(logits: Tensor, targets: Tensor, label_smoothing: float = 0.0, *,
+                           topk: bool = False) -> Tensor:
+    """Cross-entropy of ``logits`` (B, C) with ``targets`` (B,), with label smoothing epsilon.
+
+    The target distribution is ``(1 - eps)`` on the sample's class and ``eps`` spread over classes
+    (Szegedy et al., "Rethinking the Inception Architecture", CVPR 2016), the "LS" of HHCL Table 3:
+
+    * uniformly over all C classes (``topk=False``): ``(1 - eps) one_hot + eps / C``;
+    * ``topk=True``: as HHCL's released ``CrossEntropyLabelSmooth(num_classes, 0.1, topk_smoothing=True)``
+      (``hhcl/models/losses.py``), over the ``k = C // 50`` classes the sample scores highest (which may
+      include its own), ``eps / k`` each; uniformly as above when ``k <= 1`` (fewer than 100 classes).
+
+    ``label_smoothing=0`` is the plain cross-entropy.
+
+    Returns:
+        Scalar mean loss over the batch.
+    """
+    check_label_smoothing(label_smoothing)
+    if label_smoothing == 0.0:
+        return F.cross_entropy(logits, targets)
+    k = logits.shape[1] // 50
+    if not topk or k <= 1:
+        return F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+    log_probs = F.log_softmax(logits, dim=1)
+    top = log_probs.detach().topk(k, dim=1).indices
+    target = torch.zeros_like(log_probs).scatter_(1, targets[:, None], 1.0 - label_smoothing)
+    target = target + torch.zeros_like(log_probs).scatter_(1, top, label_smoothing / k)
+    return -(target * log_probs).sum(dim=1).mean()
+
+
+def cluster_nce(features: Tensor, centroids: Tensor, targets: Tensor, temperature: float, *,
+                label_smoothing: float = 0.0, smoothing_topk: bool = False) -> Tensor:
     """ClusterNCE: cross-entropy of ``features . centroids^T / tau`` with ``targets``.
 
     Cluster Contrast's loss (docs/methods.md, section 4.2) and HHCL's L_cls (HHCL Eq. 3).
+    With label smoothing (:func:`smoothed_cross_entropy`), HHCL Table 3's "LS".
 
     Args:
         features: (B, D) L2-normalised embeddings.
         centroids: (C, D) L2-normalised cluster rows.
         targets: (B,) cluster ids in [0, C).
         temperature: tau.
+        label_smoothing: epsilon; 0 (default) is the plain cross-entropy.
+        smoothing_topk: spread epsilon over the top-scoring classes, as HHCL's code (see
+            :func:`smoothed_cross_entropy`).
 
     Returns:
         Scalar mean loss over the batch.
     """
-    return F.cross_entropy(features @ centroids.t() / temperature, targets)
+    return smoothed_cross_entropy(features @ centroids.t() / temperature, targets, label_smoothing,
+                                  topk=smoothing_topk)
 
 
 def occurrence_rank(keys: Tensor) -> Tensor:

@@ -10,6 +10,7 @@ from torch import Tensor
 from reidlab.cluster.dbscan import cluster_centroids
 from reidlab.memory.base import (
     Memory,
+    check_label_smoothing,
     cluster_nce,
     least_similar_per_class,
     momentum_update,
@@ -37,6 +38,10 @@ class ClusterMemory(Memory):
             reference argparse default is 0.2.
         temperature: tau, 0.05 (docs/methods.md, section 4).
         update: ``"mean"`` (default, the reported setup) or ``"hard"``.
+        label_smoothing: epsilon of the cross-entropy (HHCL Table 3's "LS"); 0 (default) is Cluster
+            Contrast's plain ClusterNCE.
+        smoothing_topk: spread epsilon over the top-scoring clusters, as HHCL's code
+            (:func:`reidlab.memory.base.smoothed_cross_entropy`).
 
     Attributes:
         centroids: (C, D) buffer.
@@ -46,11 +51,14 @@ class ClusterMemory(Memory):
     centroids: Tensor
 
     def __init__(
-        self, centroids: Tensor, *, momentum: float = 0.1, temperature: float = 0.05, update: str = "mean"
+        self, centroids: Tensor, *, momentum: float = 0.1, temperature: float = 0.05, update: str = "mean",
+        label_smoothing: float = 0.0, smoothing_topk: bool = False,
     ) -> None:
         super().__init__(momentum=momentum, temperature=temperature)
         if update not in ("mean", "hard"):
             raise ValueError(f"update must be 'mean' or 'hard', got {update!r}")
+        self.label_smoothing = check_label_smoothing(label_smoothing)
+        self.smoothing_topk = bool(smoothing_topk)
         centroids = torch.as_tensor(centroids)
         if centroids.ndim != 2 or centroids.shape[0] == 0:
             raise ValueError(f"centroids must be a non-empty (C, D) matrix, got shape {tuple(centroids.shape)}")
@@ -66,16 +74,19 @@ class ClusterMemory(Memory):
         momentum: float = 0.1,
         temperature: float = 0.05,
         update: str = "mean",
+        label_smoothing: float = 0.0,
+        smoothing_topk: bool = False,
     ) -> ClusterMemory:
         """The memory of one epoch: the centroids of the clusters (docs/methods.md, section 1 step 3); outliers dropped.
 
         Args:
             features: (N, D) L2-normalised training features (NumPy or torch; rows on its device).
             labels: (N,) cluster ids 0..C-1, -1 for outliers.
-            momentum, temperature, update: see the class.
+            momentum, temperature, update, label_smoothing, smoothing_topk: see the class.
         """
         centroids = torch.as_tensor(cluster_centroids(features, labels))
-        return cls(centroids, momentum=momentum, temperature=temperature, update=update)
+        return cls(centroids, momentum=momentum, temperature=temperature, update=update,
+                   label_smoothing=label_smoothing, smoothing_topk=smoothing_topk)
 
     @property
     def num_rows(self) -> int:
@@ -93,7 +104,8 @@ class ClusterMemory(Memory):
         """
         self._check_features(features)
         self._check_ids(targets, features.shape[0], self.num_rows, "targets")
-        return cluster_nce(features, self.centroids, targets, self.temperature)
+        return cluster_nce(features, self.centroids, targets, self.temperature,
+                           label_smoothing=self.label_smoothing, smoothing_topk=self.smoothing_topk)
 
     @torch.no_grad()
     def update(self, features: Tensor, targets: Tensor, *, indexes: Tensor | None = None) -> None:
@@ -131,7 +143,8 @@ class ClusterMemory(Memory):
         return least_similar_per_class(similarity, targets)
 
     def extra_repr(self) -> str:
+        smoothing = f", label_smoothing={self.label_smoothing}" if self.label_smoothing else ""
         return (
             f"rows={self.num_rows}, dim={self.feature_dim}, update={self.update_mode!r}, "
-            f"momentum={self.momentum}, temperature={self.temperature}"
+            f"momentum={self.momentum}, temperature={self.temperature}{smoothing}"
         )

@@ -10,7 +10,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from reidlab.cluster.dbscan import cluster_centroids
-from reidlab.memory.base import Memory, cluster_nce, momentum_update, occurrence_rank
+from reidlab.memory.base import (
+    Memory,
+    check_label_smoothing,
+    cluster_nce,
+    momentum_update,
+    occurrence_rank,
+    smoothed_cross_entropy,
+)
 
 
 class MinedSlots(NamedTuple):
@@ -57,6 +64,10 @@ class HardHybridMemory(Memory):
         temperature: tau_c of L_cls, 0.05 (docs/methods.md, section 4).
         instance_temperature: tau_ins of L_ins; None (default) uses ``temperature``, as HHCL's code does
             (one ``--temp`` for both, 0.05; docs/methods.md, section 4.3).
+        label_smoothing: epsilon of both cross-entropies (HHCL Table 3's "LS": HHCL's ``ClusterMemory`` uses
+            its smoothed cross-entropy for both terms); 0 (default) is off.
+        smoothing_topk: spread epsilon over the top-scoring classes, as HHCL's code
+            (:func:`reidlab.memory.base.smoothed_cross_entropy`).
 
     Attributes:
         centroids: (C, D) buffer.
@@ -80,8 +91,12 @@ class HardHybridMemory(Memory):
         momentum: float = 0.1,
         temperature: float = 0.05,
         instance_temperature: float | None = None,
+        label_smoothing: float = 0.0,
+        smoothing_topk: bool = False,
     ) -> None:
         super().__init__(momentum=momentum, temperature=temperature)
+        self.label_smoothing = check_label_smoothing(label_smoothing)
+        self.smoothing_topk = bool(smoothing_topk)
         if not 0.0 <= mu <= 1.0:
             raise ValueError(f"mu must be in [0, 1], got {mu}")
         instance_temperature = temperature if instance_temperature is None else instance_temperature
@@ -121,6 +136,8 @@ class HardHybridMemory(Memory):
         momentum: float = 0.1,
         temperature: float = 0.05,
         instance_temperature: float | None = None,
+        label_smoothing: float = 0.0,
+        smoothing_topk: bool = False,
     ) -> HardHybridMemory:
         """The memory of one epoch (HHCL Algorithm 1 line 4); outliers (-1) dropped.
 
@@ -133,7 +150,7 @@ class HardHybridMemory(Memory):
             num_instances: P, slots per cluster; HHCL sets it to the instances per identity of the
                 batch (16, docs/methods.md, section 4.3).
             seed: seed or ``numpy.random.Generator`` of the draw (same seed, same slots).
-            mu, momentum, temperature, instance_temperature: see the class.
+            mu, momentum, temperature, instance_temperature, label_smoothing, smoothing_topk: see the class.
         """
         if int(num_instances) != num_instances or num_instances < 1:
             raise ValueError(f"num_instances must be a positive integer, got {num_instances}")
@@ -148,7 +165,8 @@ class HardHybridMemory(Memory):
         slot_indexes = torch.from_numpy(by_cluster[starts[:, None] + draws]).to(features.device)
         return cls(
             centroids, features[slot_indexes], slot_indexes=slot_indexes, mu=mu, momentum=momentum,
-            temperature=temperature, instance_temperature=instance_temperature,
+            temperature=temperature, instance_temperature=instance_temperature, label_smoothing=label_smoothing,
+            smoothing_topk=smoothing_topk,
         )
 
     @property
@@ -178,7 +196,7 @@ class HardHybridMemory(Memory):
         self._check_batch(features, targets)
         total = features.new_zeros(())
         if self.mu > 0:
-            total = total + self.mu * cluster_nce(features, self.centroids, targets, self.temperature)
+            total = total + self.mu * self._cluster_loss(features, targets)
         if self.mu < 1:
             total = total + (1.0 - self.mu) * self._instance_loss(features, targets)
         return total
@@ -186,7 +204,7 @@ class HardHybridMemory(Memory):
     def cluster_loss(self, features: Tensor, targets: Tensor) -> Tensor:
         """L_cls (HHCL Eq. 3): ClusterNCE against the centroids."""
         self._check_batch(features, targets)
-        return cluster_nce(features, self.centroids, targets, self.temperature)
+        return self._cluster_loss(features, targets)
 
     def instance_loss(self, features: Tensor, targets: Tensor) -> Tensor:
         """L_ins (HHCL Eq. 5): cross-entropy over the hardest positive and the hardest negatives."""
@@ -244,11 +262,16 @@ class HardHybridMemory(Memory):
         per_class[rows, targets] = positive
         return MinedSlots(positive, per_class)
 
+    def _cluster_loss(self, features: Tensor, targets: Tensor) -> Tensor:
+        return cluster_nce(features, self.centroids, targets, self.temperature, label_smoothing=self.label_smoothing,
+                           smoothing_topk=self.smoothing_topk)
+
     def _instance_loss(self, features: Tensor, targets: Tensor) -> Tensor:
         similarities = self._slot_similarities(features)  # (B, C, P)
         mined = self._mine(similarities.detach(), targets)
         logits = similarities.gather(2, mined.per_class.unsqueeze(2)).squeeze(2)  # (B, C)
-        return F.cross_entropy(logits / self.instance_temperature, targets)
+        return smoothed_cross_entropy(logits / self.instance_temperature, targets, self.label_smoothing,
+                                      topk=self.smoothing_topk)
 
     def _check_batch(self, features: Tensor, targets: Tensor) -> None:
         self._check_features(features)

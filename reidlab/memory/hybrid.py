@@ -33,34 +33,65 @@ class HybridMemory(Memory):
     scaled to match), which gives the same values without overflowing for small tau.
 
     SpCL extracts the training features once; afterwards it clusters the memory rows themselves
-    (:attr:`features`) and calls :meth:`set_labels` with the result every epoch.
+    (:attr:`instance_features`) and calls :meth:`set_labels` with the result every epoch.
+
+    Domain adaptation (SpCL's own main setting, ``examples/spcl_train_uda.py``): with ``source_centroids``
+    the memory starts with one row per identity of the labelled source dataset (its class centroid),
+    followed by the target's instance rows. Source row c is class c, fixed; the target's classes are
+    numbered after them (``spcl_train_uda.py``'s ``source_classes + id``). A source sample's row is its
+    class (the loss and the update take it as its "index", as ``SpCLTrainer_UDA`` passes the source
+    labels), so the update moves the class centroid with the same momentum.
 
     Args:
-        features: (N, D) features of the whole training set; stored L2-normalised (a copy).
+        features: (N, D) features of the whole (target) training set; stored L2-normalised (a copy).
+        source_centroids: (S, D) class centroids of the labelled source dataset, stored L2-normalised
+            before the instance rows; None (default): no source (SpCL's unsupervised setting).
         momentum: m, 0.2 (SpCL's default, docs/methods.md, section 4.1).
         temperature: tau, 0.05 (docs/methods.md, section 4).
 
     Attributes:
-        features: (N, D) buffer, the instance rows (dataset order).
-        labels: (N,) int64 buffer, the class of every sample: clusters 0..K-1, then one class per
-            un-clustered sample. Before the first :meth:`set_labels` every sample is its own class.
+        features: (S + N, D) buffer: the source class rows, then the instance rows (dataset order).
+        labels: (S + N,) int64 buffer, the class of every row: source classes 0..S-1, then the target
+            clusters, then one class per un-clustered sample. Before the first :meth:`set_labels` every row
+            is its own class.
+        num_source: S, the source rows (0 without a source).
     """
 
     features: Tensor
     labels: Tensor
 
-    def __init__(self, features: Tensor, *, momentum: float = 0.2, temperature: float = 0.05) -> None:
+    def __init__(self, features: Tensor, *, source_centroids: Tensor | None = None, momentum: float = 0.2,
+                 temperature: float = 0.05) -> None:
         super().__init__(momentum=momentum, temperature=temperature)
         features = torch.as_tensor(features)
         if features.ndim != 2 or features.shape[0] == 0:
             raise ValueError(f"features must be a non-empty (N, D) matrix, got shape {tuple(features.shape)}")
-        self.register_buffer("features", F.normalize(features.detach().clone(), dim=1))
-        self.register_buffer("labels", torch.arange(features.shape[0], device=features.device))
+        rows = F.normalize(features.detach().clone(), dim=1)
+        self.num_source = 0
+        if source_centroids is not None:
+            source = torch.as_tensor(source_centroids)
+            if source.ndim != 2 or source.shape[1] != features.shape[1] or source.shape[0] == 0:
+                raise ValueError(f"source_centroids must be a non-empty (S, {features.shape[1]}) matrix, got "
+                                 f"shape {tuple(source.shape)}")
+            rows = torch.cat([F.normalize(source.detach().to(rows), dim=1), rows])
+            self.num_source = source.shape[0]
+        self.register_buffer("features", rows)
+        self.register_buffer("labels", torch.arange(rows.shape[0], device=rows.device))
 
     @property
     def num_rows(self) -> int:
-        """N, one row per training image."""
+        """S + N: one row per source class and per (target) training image."""
         return self.features.shape[0]
+
+    @property
+    def num_instances(self) -> int:
+        """N, the instance rows."""
+        return self.num_rows - self.num_source
+
+    @property
+    def instance_features(self) -> Tensor:
+        """(N, D) the instance rows (dataset order), what SpCL clusters every epoch."""
+        return self.features[self.num_source:]
 
     @property
     def feature_dim(self) -> int:
@@ -68,7 +99,7 @@ class HybridMemory(Memory):
 
     @property
     def num_classes(self) -> int:
-        """Clusters plus un-clustered instances."""
+        """Source classes plus clusters plus un-clustered instances."""
         return int(self.labels.max()) + 1
 
     def set_labels(self, labels: np.ndarray | Tensor) -> HybridMemory:
@@ -76,21 +107,25 @@ class HybridMemory(Memory):
 
         Args:
             labels: (N,) cluster ids 0..K-1 and -1 for un-clustered samples (e.g.
-                ``SelfPacedRefiner.labels_``), NumPy or torch. Numbered as
-                :func:`reidlab.cluster.outliers_as_classes` does, so the sampler's targets agree.
+                ``SelfPacedRefiner.labels_``) of the instance rows, NumPy or torch. Numbered as
+                :func:`reidlab.cluster.outliers_as_classes` does, so the sampler's targets agree; with
+                source rows, offset by S (the source classes keep 0..S-1).
 
         Returns:
             self.
         """
         values = labels.detach().cpu().numpy() if isinstance(labels, Tensor) else np.asarray(labels)
-        if values.shape != (self.num_rows,) or not np.issubdtype(values.dtype, np.integer):
+        if values.shape != (self.num_instances,) or not np.issubdtype(values.dtype, np.integer):
             raise ValueError(
-                f"labels must be ({self.num_rows},) integers (one per memory row), got {values.dtype} "
+                f"labels must be ({self.num_instances},) integers (one per instance row), got {values.dtype} "
                 f"of shape {values.shape}"
             )
         if values.min() < -1:
             raise ValueError(f"labels must be cluster ids >= 0 or -1 for un-clustered samples, got {values.min()}")
-        self.labels.copy_(torch.from_numpy(outliers_as_classes(values).astype(np.int64)))
+        classes = torch.from_numpy(outliers_as_classes(values).astype(np.int64))
+        if self.num_source:
+            classes = torch.cat([torch.arange(self.num_source), classes + self.num_source])
+        self.labels.copy_(classes)
         return self
 
     def loss(self, features: Tensor, targets: Tensor | None = None, *, indexes: Tensor | None = None) -> Tensor:
@@ -100,7 +135,8 @@ class HybridMemory(Memory):
             features: (B, D) L2-normalised embeddings.
             targets: ignored: the class of each sample is ``labels[indexes]``, as in ``hm.py`` (the
                 loader's targets equal it when both come from the same pseudo-labels).
-            indexes: (B,) dataset indices of the samples (required).
+            indexes: (B,) memory rows of the samples (required): their dataset indices, offset by S with
+                source rows; a source sample's row is its class.
 
         Returns:
             Scalar mean loss over the batch.
@@ -123,7 +159,8 @@ class HybridMemory(Memory):
         Args:
             features: (B, D) batch embeddings (detached here).
             targets: ignored.
-            indexes: (B,) dataset indices (required); a repeated index is updated once per occurrence.
+            indexes: (B,) memory rows (required, as in :meth:`loss`); a repeated row is updated once per
+                occurrence.
         """
         indexes = self._check_batch(features, indexes)
         sequential_momentum_update(self.features, indexes, features.detach(), self.momentum)
@@ -131,9 +168,11 @@ class HybridMemory(Memory):
     def _check_batch(self, features: Tensor, indexes: Tensor | None) -> Tensor:
         self._check_features(features)
         if indexes is None:
-            raise ValueError("HybridMemory needs indexes=, the (B,) dataset indices of the batch samples")
+            raise ValueError("HybridMemory needs indexes=, the (B,) memory rows (dataset indices) of the batch samples")
         self._check_ids(indexes, features.shape[0], self.num_rows, "indexes")
         return indexes.to(self.labels.device)
 
     def extra_repr(self) -> str:
-        return f"rows={self.num_rows}, dim={self.feature_dim}, momentum={self.momentum}, temperature={self.temperature}"
+        source = f", source_rows={self.num_source}" if self.num_source else ""
+        return (f"rows={self.num_rows}{source}, dim={self.feature_dim}, momentum={self.momentum}, "
+                f"temperature={self.temperature}")

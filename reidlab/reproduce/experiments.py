@@ -106,6 +106,20 @@ class PlannedRun:
         """``<results>/<experiment>/<scale>/<label>``."""
         return Path(results) / self.experiment / self.scale / self.label
 
+    def source_dataset(self) -> str:
+        """The labelled source dataset of a domain-adaptation run (``""``: none), from its config."""
+        from reidlab.training import preset
+
+        return preset(self.method, scale=self.scale, dataset=self.dataset, **self.overrides).source_dataset
+
+    def datasets_needed(self) -> tuple[str, ...]:
+        """The datasets the run reads from ``--data-root``: the one it trains on and, for domain adaptation at
+        full scale, its source (lab and tiny scale generate theirs)."""
+        from reidlab.training.domains import is_lab_source
+
+        source = self.source_dataset()
+        return (self.dataset,) + ((source,) if source and not is_lab_source(source) else ())
+
     def identity(self, seed: int) -> dict[str, Any]:
         """The settings that define the run, as JSON values, with the full config from :func:`preset`.
 
@@ -216,6 +230,33 @@ def _main_runs() -> tuple[Run, ...]:
 
 
 SCWM_DATASETS = ("market1501", "msmt17")
+# The Cluster Contrast appendix's Table 1 reports Market-1501 and MSMT17; its domain-adaptation rows adapt
+# MSMT17 -> Market-1501 and Market-1501 -> MSMT17, the sources of the UDA methods' presets.
+CC_APPENDIX_DATASETS = ("market1501", "msmt17")
+UDA_SETTINGS = {"market1501": "from MSMT17", "msmt17": "from Market-1501"}
+
+
+def _cc_appendix_runs() -> tuple[Run, ...]:
+    """Cluster Contrast appendix Table 1, row by row: purely unsupervised (average / GeM pooling), domain
+    adaptation (SpCL, SpCL + Cluster Contrast), camera-aware (CAP, CAP + Cluster Contrast); ICE is a reference
+    row of the table, not a reidlab method."""
+    runs = []
+    for dataset in CC_APPENDIX_DATASETS:
+        uda = (UDA_SETTINGS[dataset],)
+        runs += [
+            Run("cluster_contrast", dataset, "cc_avg", {"pooling": "avg"}, ("average pooling",)),
+            Run("cluster_contrast", dataset, "cc_gem", {"pooling": "gem"}, ("GeM pooling",)),
+            Run("spcl_uda", dataset, "spcl_uda", paper_settings=uda),
+            Run("cluster_contrast_uda", dataset, "spcl_cc_uda", paper_settings=uda),
+            Run("cap", dataset, "cap"),
+            Run("cap_cluster_contrast", dataset, "cap_cc"),
+        ]
+    return tuple(runs)
+
+
+# HHCL Table 3: HHCL with an IBN-ResNet50 backbone, GeM pooling and label smoothing (HHCL's code: epsilon 0.1
+# over the top-scoring classes, CrossEntropyLabelSmooth(topk_smoothing=True)).
+HHCL_LS = {"label_smoothing": 0.1, "label_smoothing_topk": True}
 
 EXPERIMENTS: dict[str, Experiment] = {
     experiment.name: experiment
@@ -280,6 +321,27 @@ EXPERIMENTS: dict[str, Experiment] = {
                 for dataset in ("market1501", "msmt17")
                 for run in (Run("cluster_contrast", dataset, "mean", paper_settings=CC_PAPER_SETTINGS),
                             Run("cluster_contrast_hard", dataset, "hard", paper_settings=("hard update",)))
+            ),
+        ),
+        Experiment(
+            "cc_appendix",
+            "Cluster Contrast with GeM pooling, with SpCL's domain adaptation and with CAP's camera-aware proxies",
+            "Cluster Contrast appendix Table 1 (ICE is a reference row only)",
+            _cc_appendix_runs(),
+        ),
+        Experiment(
+            "hhcl_tricks",
+            "HHCL with an IBN-a backbone and GeM pooling, then with label smoothing as well",
+            "HHCL Table 3",
+            tuple(
+                run
+                for dataset in ("market1501", "dukemtmcreid")
+                for run in (
+                    Run("hhcl", dataset, "baseline", paper_settings=("ResNet50",)),
+                    Run("hhcl", dataset, "ibn_gem", {"ibn": True, "pooling": "gem"}, ("IBN + GeM",)),
+                    Run("hhcl", dataset, "ibn_gem_ls", {"ibn": True, "pooling": "gem", **HHCL_LS},
+                        ("IBN + GeM + LS",)),
+                )
             ),
         ),
     )
@@ -376,7 +438,7 @@ def dataset_problem(name: str, root: str | Path | None, *, scale: str) -> str | 
 
 def check_datasets(runs: Iterable[PlannedRun], data_root: str | Path | None) -> None:
     """Raise a ``FileNotFoundError`` saying where to put each dataset of ``runs`` that is missing."""
-    needed = list(dict.fromkeys((run.dataset, run.scale) for run in runs))
+    needed = list(dict.fromkeys((name, run.scale) for run in runs for name in run.datasets_needed()))
     real = [name for name, _ in needed if name != LAB_DATASET]
     if real and data_root is None:
         raise FileNotFoundError(
@@ -557,6 +619,8 @@ def _run_metrics(run: PlannedRun, identity: dict[str, Any], executed: NotebookRu
         "paper_settings": list(run.paper_settings),
         "index": run.index,
         "backbone": identity["config"]["backbone"],
+        "ibn": identity["config"]["ibn"],
+        "source": identity["config"]["source_dataset"],
         **{key: recorded[key] for key in METRIC_KEYS},
         "data": recorded.get("data"),
         "notebook_seconds": executed.seconds,
@@ -598,9 +662,10 @@ def format_plan(runs: Sequence[PlannedRun], *, results: str | Path, data_root: s
         action = {"done": "skip (done)", "partial": f"resume after epoch {epochs}", "new": "run"}[status]
         action += f"; {note}" if note else ""
         overrides = json.dumps(identity["overrides"]) if run.overrides else "preset"
-        lines.append(f"  {name:<{width}}  {run.method} on {run.dataset} (vs paper {run.paper_dataset}), "
-                     f"{overrides}, {identity['config']['epochs']} epochs: {action}")
-    for name, scale in dict.fromkeys((run.dataset, run.scale) for run in runs):
+        source = identity["config"]["source_dataset"]
+        lines.append(f"  {name:<{width}}  {run.method} on {run.dataset}" + (f" from {source}" if source else "")
+                     + f" (vs paper {run.paper_dataset}), {overrides}, {identity['config']['epochs']} epochs: {action}")
+    for name, scale in dict.fromkeys((name, run.scale) for run in runs for name in run.datasets_needed()):
         problem = dataset_problem(name, data_root, scale=scale)
         if problem is not None:
             lines.append(f"dataset missing: {problem}")
@@ -635,12 +700,14 @@ class _Row:
         name = DATASET_NAMES.get(m["dataset"], m["dataset"])
         if m["dataset"] != m["paper_dataset"]:
             name += f" (for {DATASET_NAMES.get(m['paper_dataset'], m['paper_dataset'])})"
+        if m.get("source"):  # domain adaptation: labelled source -> target
+            name = f"{DATASET_NAMES.get(m['source'], m['source'])} -> {name}"
         return name
 
     @property
     def backbone(self) -> str:
         m = self.metrics
-        name = BACKBONE_NAMES.get(m["backbone"], m["backbone"])
+        name = BACKBONE_NAMES.get(m["backbone"], m["backbone"]) + ("-IBN-a" if m.get("ibn") else "")
         return f"{name} (ImageNet)" if m["scale"] == "full" else f"{name} (source-pretrained)"
 
     def cells(self) -> list[str]:
@@ -667,6 +734,8 @@ NOTES = [
     "the real datasets.",
     "SCWM's numbers (and its PPLR baseline's) use a SYNTH-PEDES-pretrained ResNet-50; reidlab's full "
     "scale starts from ImageNet weights, as SpCL, Cluster Contrast and HHCL do.",
+    "Domain adaptation (source -> target): at lab and tiny scale the labelled source is another SynthMarket "
+    "(reidlab.training.domains.LAB_SOURCE), standing in for MSMT17 or Market-1501.",
 ]
 
 

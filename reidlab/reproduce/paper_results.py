@@ -20,6 +20,11 @@ Not reported in those texts, so left out (the results table shows "n/r"):
 - SpCL's own paper is not among the texts; its fully unsupervised numbers come from the tables of HHCL
   (Market-1501, DukeMTMC-reID) and SCWM (Market-1501, MSMT17), which agree (docs/methods.md, section 8).
   Press articles about SpCL are not a source.
+- SpCL's domain adaptation: the Cluster Contrast appendix's Table 1 gives MSMT17 -> Market-1501 and
+  Market-1501 -> MSMT17; HHCL's Table 1 lists SpCL among its domain-adaptation methods on Market-1501 and
+  DukeMTMC-reID without naming the source (setting "source not named"); no text gives SpCL + Cluster
+  Contrast or CAP + Cluster Contrast on DukeMTMC-reID.
+- ICE (a reference row of the appendix's Table 1 and of HHCL's Table 1) is no reidlab method.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import NamedTuple
 __all__ = ["PAPER_RESULTS", "SCWM_UPDATE_NAMES", "PaperResult", "find_paper_result"]
 
 IMAGENET_R50 = "ResNet-50 (ImageNet)"
+IMAGENET_R50_IBN = "ResNet-50-IBN-a (ImageNet)"  # HHCL Table 3's "IBN-ResNet50" (its run.sh: resnet_ibn50a)
 SYNTH_PEDES_R50 = "ResNet-50 (SYNTH-PEDES)"  # SCWM's backbone, Table 4 footnote and section 4.3
 
 CC = "Cluster Contrast appendix (Dai et al.)"
@@ -99,6 +105,27 @@ PAPER_RESULTS: tuple[PaperResult, ...] = tuple(
     + _rows(HHCL, "Table 2", "hhcl", "mu=0.5", {"market1501": (84.2, 93.4)})
     + _rows(HHCL, "Table 2", "hhcl", "mu=0.75", {"market1501": (81.7, 92.1)})
     + _rows(HHCL, "Table 2", "hhcl", "mu=1", {"market1501": (80.8, 91.3)})
+    # --- HHCL Table 3: with IBN-ResNet50, GeM pooling and label smoothing ---
+    + _rows(HHCL, "Table 3", "hhcl", "ResNet50", {"market1501": (84.2, 93.4), "dukemtmcreid": (73.3, 85.1)})
+    + _rows(HHCL, "Table 3", "hhcl", "IBN + GeM", {"market1501": (87.8, 95.1), "dukemtmcreid": (76.8, 87.9)},
+            backbone=IMAGENET_R50_IBN)
+    + _rows(HHCL, "Table 3", "hhcl", "IBN + GeM + LS", {"market1501": (88.2, 94.9), "dukemtmcreid": (77.3, 87.7)},
+            backbone=IMAGENET_R50_IBN)
+    # --- Domain adaptation (Cluster Contrast appendix Table 1, "source" column; HHCL Table 1) ---
+    + _rows(CC, "Table 1", "spcl_uda", "from MSMT17", {"market1501": (77.5, 89.7)}, note="row SPCL [2]")
+    + _rows(CC, "Table 1", "spcl_uda", "from Market-1501", {"msmt17": (26.8, 53.7)}, note="row SPCL [2]")
+    + _rows(CC, "Table 1", "cluster_contrast_uda", "from MSMT17", {"market1501": (83.3, 92.8)},
+            note="row SPCL + Cluster Contrast")
+    + _rows(CC, "Table 1", "cluster_contrast_uda", "from Market-1501", {"msmt17": (35.1, 62.4)},
+            note="row SPCL + Cluster Contrast")
+    + _rows(HHCL, "Table 1", "spcl_uda", "source not named", {"market1501": (76.7, 90.3), "dukemtmcreid": (68.8, 82.9)},
+            note="SpCL [9] in HHCL's domain-adaptation block, which does not name the source")
+    # --- Camera-aware (Cluster Contrast appendix Table 1; CAP also in HHCL Table 1) ---
+    + _rows(CC, "Table 1", "cap", "", {"market1501": (79.2, 91.4), "msmt17": (36.9, 67.4)}, note="row CAP [4]")
+    + _rows(HHCL, "Table 1", "cap", "", {"market1501": (79.2, 91.4), "dukemtmcreid": (67.3, 81.1)},
+            note="CAP [24] as listed by HHCL")
+    + _rows(CC, "Table 1", "cap_cluster_contrast", "", {"market1501": (83.5, 93.1), "msmt17": (40.1, 69.8)},
+            note="row CAP + Cluster Contrast")
     # --- SCWM (Hong et al.), SYNTH-PEDES-pretrained ResNet-50: Table 4 (main), Tables 1-3 (ablations) ---
     + _rows(SCWM, "Table 4", "scwm", "", {"market1501": (87.5, 94.9), "msmt17": (49.1, 76.5)}, backbone=SYNTH_PEDES_R50)
     + _rows(SCWM, "Table 2", "scwm", "no correction", {"market1501": (86.2, 94.4), "msmt17": (48.8, 75.9)},

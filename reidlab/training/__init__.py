@@ -3,8 +3,10 @@
 * :mod:`reidlab.training.methods`: one :class:`Method` per method of the family (the registry).
 * :mod:`reidlab.training.config`: :class:`TrainConfig` and :func:`preset`.
 * :mod:`reidlab.training.trainer`: :class:`Trainer`, the loop every method runs.
-* :mod:`reidlab.training.stages` and :mod:`reidlab.training.parts`: how a batch becomes a loss for the
-  global-feature methods and for the part-based ones (SCWM, PPLR).
+* :mod:`reidlab.training.stages`, :mod:`reidlab.training.parts`, :mod:`reidlab.training.domains` and
+  :mod:`reidlab.training.cameras`: how a batch becomes a loss for the global-feature methods, the part-based
+  ones (SCWM, PPLR), domain adaptation from a labelled source (SpCL, SpCL + Cluster Contrast) and the
+  camera-aware proxies (CAP, CAP + Cluster Contrast).
 * :mod:`reidlab.training.step`: the one optimisation step every trainer uses.
 * :mod:`reidlab.training.start`: the start model of a run; :mod:`reidlab.training.supervised`: the
   supervised upper bound and the source-pretrained LabNet.

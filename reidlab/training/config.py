@@ -14,7 +14,8 @@ from typing import Any
 
 from reidlab.config import check_scale
 from reidlab.models import BACKBONES, PART_SOURCES, POOLINGS
-from reidlab.training.methods import get_method, resolve_preset
+from reidlab.training.cameras import SAMPLE_BY, CameraStage
+from reidlab.training.methods import METHODS, get_method, resolve_preset
 
 __all__ = ["MEMORY_UPDATES", "PART_LOSSES", "SCALED_SETTINGS", "TrainConfig", "preset"]
 
@@ -77,6 +78,29 @@ class TrainConfig:
     # PPLR --aals-epoch 5: before it parts use label smoothing 0.1 (alpha = 0.9). SCWM names no such epoch:
     # reidlab's reading is 0 (Eq. 13 from the start); the pplr_stripes full preset uses PPLR's 5.
     aals_start_epoch: int = 0
+    # Schedule: a linear warm-up of the learning rate from 0.01x over the first epochs (0 = none, every method
+    # but CAP). CAP's train_cap.py: WarmupMultiStepLR(warmup_factor=0.01, warmup_iters=10), stepped per epoch.
+    warmup_epochs: int = 0
+    # HHCL Table 3's tricks. IBN-a (Pan et al., ECCV 2018) in the early blocks of the backbone: HHCL's run.sh
+    # trains resnet_ibn50a for the "IBN" rows (LabNet-IBN at lab scale).
+    ibn: bool = False
+    # Label smoothing epsilon of the memory's cross-entropy ("LS"; 0 = off). HHCL's code fixes epsilon at 0.1
+    # (CrossEntropyLabelSmooth(num_classes, 0.1, topk_smoothing=True)) and spreads it over the C // 50
+    # top-scoring classes: label_smoothing_topk=True.
+    label_smoothing: float = 0.0
+    label_smoothing_topk: bool = False
+    # Domain adaptation (SpCL's examples/spcl_train_uda.py, the Cluster Contrast appendix 1.2): the labelled
+    # source dataset ("" = none: purely unsupervised) and its folder ("" = beside the target's folder for a
+    # real dataset; reidlab.training.domains.LAB_SOURCE for "synthmarket").
+    source_dataset: str = ""
+    source_root: str = ""
+    # Camera-aware proxies (CAP, Wang et al. AAAI 2021; Terminator8758/CAP-master train_cap.py, CAPMemory).
+    proxy_momentum: float = 0.2  # CAP --inv_alpha 0.2 (also the Cluster Contrast authors' camera script)
+    proxy_temperature: float = 0.07  # CAP --inv_beta 0.07; Cluster Contrast's CameraMemory: 0.05
+    crosscam_epoch: int = 5  # CAPMemory(crosscam_epoch=5): the inter-camera loss from this epoch on
+    crosscam_weight: float = 0.5  # CAPMemory: loss += 0.5 * associate_loss
+    crosscam_negatives: int = 50  # CAPMemory(bg_knn=50): hard negative proxies of the inter-camera loss
+    sample_by: str = "cluster"  # P x K by "cluster" or by camera "proxy" (CAP's ClassUniformlySampler)
 
     def __post_init__(self) -> None:
         self.losses = tuple(self.losses)  # a JSON list from a saved config becomes a tuple again
@@ -102,6 +126,20 @@ class TrainConfig:
         if method.self_paced and not (0.0 < self.eps - self.eps_gap and self.eps + self.eps_gap < 1.0):
             raise ValueError(f"eps - eps_gap and eps + eps_gap must stay in (0, 1) (SpCL's tight and loose eps), "
                              f"got eps={self.eps}, eps_gap={self.eps_gap}")
+        if (self.label_smoothing or self.label_smoothing_topk) and not method.label_smoothing:
+            supported = [name for name, m in METHODS.items() if m.label_smoothing]
+            raise ValueError(f"label smoothing applies to the ClusterNCE-type losses of {supported}, not to "
+                             f"{self.method!r}")
+        if method.stage.needs_source and not self.source_dataset:
+            raise ValueError(f"method {self.method!r} trains on a labelled source dataset: set source_dataset "
+                             "(market1501, dukemtmcreid, msmt17, or synthmarket at lab and tiny scale)")
+        if (self.source_dataset or self.source_root) and not method.stage.needs_source:
+            with_source = [name for name, m in METHODS.items() if m.stage.needs_source]
+            raise ValueError(f"source_dataset and source_root are for the domain-adaptation methods {with_source}, "
+                             f"not {self.method!r}")
+        if self.sample_by == "proxy" and not issubclass(method.stage, CameraStage):
+            raise ValueError(f"sample_by='proxy' draws by camera proxy, which only camera-aware methods have "
+                             f"(not {self.method!r})")
 
 
 @dataclass(frozen=True)
@@ -161,6 +199,11 @@ _RULES: dict[str, _Rule] = {  # every field but method, losses and memory_update
     "foreground_correction": _Rule(bool), "space_correction": _Rule(bool), "eta": _Rule(float, 0, _INF, open_low=True),
     "gamma": _Rule(float, 0, 1), "gamma_epochs": _Rule(int, 0), "beta": _Rule(float, 0, 1),
     "agreement_k": _Rule(int, 1), "aals_start_epoch": _Rule(int, 0),
+    "warmup_epochs": _Rule(int, 0), "ibn": _Rule(bool), "label_smoothing": _Rule(float, 0, 1, open_high=True),
+    "label_smoothing_topk": _Rule(bool), "source_dataset": _Rule(str), "source_root": _Rule(str),
+    "proxy_momentum": _Rule(float, 0, 1), "proxy_temperature": _Rule(float, 0, open_low=True),
+    "crosscam_epoch": _Rule(int, 0), "crosscam_weight": _Rule(float, 0), "crosscam_negatives": _Rule(int, 1),
+    "sample_by": _Rule(str, choices=SAMPLE_BY),
 }
 
 

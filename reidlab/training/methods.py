@@ -9,7 +9,9 @@ method is a field of that method's :class:`Method`:
 * what happens to the DBSCAN outliers (``outliers``) and whether SpCL's self-paced reliability
   criterion refines the clusters (``self_paced``);
 * which model it trains and how a batch becomes a loss (``stage``: :class:`GlobalStage` for the
-  global-feature methods, :class:`reidlab.training.parts.PartStage` for SCWM and its PPLR baseline);
+  global-feature methods, :class:`reidlab.training.parts.PartStage` for SCWM and its PPLR baseline,
+  :class:`reidlab.training.domains.DomainStage` for domain adaptation from a labelled source dataset,
+  :class:`reidlab.training.cameras.CameraStage` for the camera-aware proxies);
 * the memory updates it accepts (``memory_updates``, the first is the default) and its presets at full
   scale (``full``, ``datasets``) and at lab/tiny scale (``scaled``), each value with its source.
 
@@ -28,13 +30,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from reidlab.cluster.dbscan import cluster_centroids
 from reidlab.memory import (
+    CameraProxyMemory,
     ClusterMemory,
     HardHybridMemory,
     HybridMemory,
     Memory,
     WeightedMemory,
 )
+from reidlab.training.cameras import CameraStage
+from reidlab.training.domains import DomainStage
 from reidlab.training.parts import PartStage
 from reidlab.training.stages import EpochFeatures, GlobalStage
 
@@ -52,6 +58,7 @@ class MemoryInputs:
         seed: the run's seed.
         epoch: the epoch about to be trained.
         previous: the memory of the previous epoch (SpCL's instance memory lives across epochs), or None.
+        cameras: ``(N,)`` the camera of every training image (the camera-aware proxies split clusters by it).
     """
 
     features: EpochFeatures
@@ -60,6 +67,7 @@ class MemoryInputs:
     seed: int
     epoch: int
     previous: Memory | None
+    cameras: np.ndarray | None = None
 
 
 def _frozen(values: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -76,14 +84,17 @@ class Method:
         paper: where it comes from.
         make_memory: ``make_memory(inputs: MemoryInputs) -> Memory``, called every epoch after
             pseudo-labelling.
-        instance_memory: ``instance_memory(features (N, D), TrainConfig) -> Memory`` for a method that keeps one
-            row per training image across epochs and clusters those rows instead of freshly extracted
-            features (SpCL); None: the model's features are extracted every epoch.
+        instance_memory: ``instance_memory(EpochFeatures, TrainConfig) -> Memory`` for a method that keeps one
+            row per training image across epochs and clusters those rows (the memory's ``instance_features``)
+            instead of freshly extracted features (SpCL); None: the model's features are extracted every
+            epoch.
         self_paced: cluster with SpCL's self-paced reliability criterion around DBSCAN.
         outliers: ``"drop"`` (not trained on) or ``"classes"`` (each outlier is a class of its own, SpCL).
         stage: the class that turns batches into losses and knows the model the method trains.
         memory_updates: the ``TrainConfig.memory_update`` values the memory accepts; the first is the
             method's default. Empty when the memory has a single update rule.
+        label_smoothing: whether ``TrainConfig.label_smoothing`` applies: its memory's loss is a ClusterNCE-type
+            cross-entropy (HHCL Table 3's "LS").
         datasets: full-scale settings per paper dataset (DBSCAN eps of the papers and their scripts...).
         full: full-scale settings beyond :class:`TrainConfig`'s defaults, each with its source.
         scaled: lab- and tiny-scale settings beyond the shared ones of ``reidlab.training.config``.
@@ -94,10 +105,11 @@ class Method:
     paper: str
     make_memory: Callable[[MemoryInputs], Memory]
     stage: type[GlobalStage] = GlobalStage
-    instance_memory: Callable[[torch.Tensor, Any], Memory] | None = None
+    instance_memory: Callable[[EpochFeatures, Any], Memory] | None = None
     self_paced: bool = False
     outliers: str = "drop"
     memory_updates: tuple[str, ...] = ()
+    label_smoothing: bool = False
     datasets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     full: Mapping[str, Any] = field(default_factory=dict)
     scaled: Mapping[str, Any] = field(default_factory=dict)
@@ -118,8 +130,16 @@ class Method:
 
 
 # ----------------------------------------------------------------------------- memory factories
-def _spcl_instance_memory(features: torch.Tensor, config: Any) -> Memory:
-    return HybridMemory(features, momentum=config.momentum, temperature=config.temperature)
+def _spcl_instance_memory(features: EpochFeatures, config: Any) -> Memory:
+    return HybridMemory(features.global_, momentum=config.momentum, temperature=config.temperature)
+
+
+def _spcl_uda_instance_memory(features: EpochFeatures, config: Any) -> Memory:
+    """SpCL's domain-adaptation memory (``spcl_train_uda.py``): the source class centroids (mean of the
+    normalised features of each identity, re-normalised), then the target's instance rows."""
+    centroids = cluster_centroids(features.source, features.source_labels)
+    return HybridMemory(features.global_, source_centroids=centroids, momentum=config.momentum,
+                        temperature=config.temperature)
 
 
 def _spcl_memory(inputs: MemoryInputs) -> Memory:
@@ -130,15 +150,46 @@ def _spcl_memory(inputs: MemoryInputs) -> Memory:
 def _cluster_memory(inputs: MemoryInputs) -> Memory:
     cfg = inputs.config
     return ClusterMemory.from_labels(inputs.features.global_, inputs.labels, momentum=cfg.momentum,
-                                     temperature=cfg.temperature, update=cfg.memory_update)
+                                     temperature=cfg.temperature, update=cfg.memory_update,
+                                     label_smoothing=cfg.label_smoothing, smoothing_topk=cfg.label_smoothing_topk)
+
+
+def _cluster_uda_memory(inputs: MemoryInputs) -> Memory:
+    """One cluster-level memory (Cluster Contrast appendix 1.2): the source class centroids, then the target's
+    cluster centroids (outliers dropped), numbered after the source classes."""
+    cfg, feats = inputs.config, inputs.features
+    num_source = int(feats.source_labels.max()) + 1
+    target = np.where(inputs.labels >= 0, inputs.labels + num_source, -1)
+    labels = np.concatenate([feats.source_labels.numpy(), target])
+    return ClusterMemory.from_labels(torch.cat([feats.source, feats.global_]), labels, momentum=cfg.momentum,
+                                     temperature=cfg.temperature, update=cfg.memory_update,
+                                     label_smoothing=cfg.label_smoothing, smoothing_topk=cfg.label_smoothing_topk)
 
 
 def _hard_hybrid_memory(inputs: MemoryInputs) -> Memory:
     cfg = inputs.config
     return HardHybridMemory.from_labels(
         inputs.features.global_, inputs.labels, num_instances=cfg.num_instances, mu=cfg.mu, momentum=cfg.momentum,
-        temperature=cfg.temperature, seed=inputs.seed + inputs.epoch,
+        temperature=cfg.temperature, seed=inputs.seed + inputs.epoch, label_smoothing=cfg.label_smoothing,
+        smoothing_topk=cfg.label_smoothing_topk,
     )
+
+
+def _camera_proxy_memory(inputs: MemoryInputs, *, with_clusters: bool = False) -> Memory:
+    """CAP's proxies of this epoch; the inter-camera loss from ``crosscam_epoch`` on."""
+    cfg = inputs.config
+    return CameraProxyMemory.from_labels(
+        inputs.features.global_, inputs.labels, inputs.cameras, momentum=cfg.proxy_momentum,
+        temperature=cfg.proxy_temperature, cross_camera=inputs.epoch >= cfg.crosscam_epoch,
+        cross_camera_weight=cfg.crosscam_weight, negatives=cfg.crosscam_negatives, with_clusters=with_clusters,
+        cluster_momentum=cfg.momentum, cluster_temperature=cfg.temperature, cluster_update=cfg.memory_update,
+        label_smoothing=cfg.label_smoothing, smoothing_topk=cfg.label_smoothing_topk,
+    )
+
+
+def _camera_cluster_memory(inputs: MemoryInputs) -> Memory:
+    """CAP's proxies plus Cluster Contrast's cluster memory (Cluster Contrast appendix 1.3)."""
+    return _camera_proxy_memory(inputs, with_clusters=True)
 
 
 def _weighted_memory(inputs: MemoryInputs) -> Memory:
@@ -183,6 +234,7 @@ CLUSTER_CONTRAST = Method(
     paper="Dai et al., Cluster Contrast for Unsupervised Person Re-Identification, ACCV 2022",
     make_memory=_cluster_memory,
     memory_updates=("mean", "hard"),
+    label_smoothing=True,
     # TrainConfig's defaults are Cluster Contrast's; 400 iterations on MSMT17 (its README)
     datasets={"market1501": {"eps": 0.6}, "dukemtmcreid": {"eps": 0.6}, "msmt17": {"eps": 0.6, "iters": 400}},
     scaled={"momentum": 0.1},
@@ -192,6 +244,7 @@ HHCL = Method(
     title="HHCL",
     paper="Hu et al., Hard-sample Guided Hybrid Contrast Learning for Unsupervised Person Re-ID, 2021",
     make_memory=_hard_hybrid_memory,
+    label_smoothing=True,  # HHCL Table 3's "LS"
     datasets={"market1501": {"eps": 0.45}, "dukemtmcreid": {"eps": 0.6}, "msmt17": {"eps": 0.7}},
     full={"pooling": "avg"},  # HHCL section 4.1: global average pooling (its run.sh: --pooling-type avg)
     scaled={"momentum": 0.1},
@@ -220,7 +273,85 @@ PPLR_STRIPES = Method(
     scaled={"momentum": 0.2, **_PPLR, "aals_start_epoch": 0},
 )
 
-METHODS: Mapping[str, Method] = MappingProxyType({m.name: m for m in (SPCL, CLUSTER_CONTRAST, HHCL, SCWM, PPLR_STRIPES)})
+
+# Domain adaptation: the source of each target (Cluster Contrast appendix Table 1: MSMT17 -> Market-1501 and
+# Market-1501 -> MSMT17; DukeMTMC-reID from Market-1501, as the SpCL paper adapts it) and SpCL's eps.
+_UDA_DATASETS = {
+    "market1501": {"eps": 0.6, "source_dataset": "msmt17"},
+    "dukemtmcreid": {"eps": 0.6, "source_dataset": "market1501"},
+    "msmt17": {"eps": 0.6, "source_dataset": "market1501"},
+}
+# SpCL's examples/spcl_train_uda.py: batch 64 (+ 64) = 16 x 4, 400 iterations, momentum 0.2, average pooling
+# (its defaults also give 50 epochs, eps 0.6, k1 30, k2 6, tau 0.05, TrainConfig's values).
+_UDA_FULL = {"batch_size": 64, "num_instances": 4, "iters": 400, "momentum": 0.2, "pooling": "avg"}
+# At lab and tiny scale the source is reidlab.training.domains.LAB_SOURCE, another SynthMarket.
+_UDA_SCALED = {"momentum": 0.2, "source_dataset": "synthmarket"}
+
+SPCL_UDA = Method(
+    name="spcl_uda",
+    title="SpCL (domain adaptation)",
+    paper="Ge et al., Self-paced Contrastive Learning with Hybrid Memory, NeurIPS 2020 (examples/spcl_train_uda.py)",
+    make_memory=_spcl_memory,
+    instance_memory=_spcl_uda_instance_memory,
+    self_paced=True,
+    outliers="classes",
+    stage=DomainStage,
+    datasets=_UDA_DATASETS,
+    full=_UDA_FULL,
+    scaled=_UDA_SCALED,
+)
+CLUSTER_CONTRAST_UDA = Method(
+    name="cluster_contrast_uda",
+    title="SpCL + Cluster Contrast",
+    paper="Dai et al., Cluster Contrast for Unsupervised Person Re-Identification, ACCV 2022 (appendix 1.2)",
+    make_memory=_cluster_uda_memory,
+    stage=DomainStage,
+    memory_updates=("mean", "hard"),
+    label_smoothing=True,
+    datasets=_UDA_DATASETS,
+    # SpCL's domain-adaptation training (the appendix adopts it) with Cluster Contrast's cluster memory.
+    # reidlab's choice: momentum 0.2, the value of SpCL's script and of Cluster Contrast's argparse default
+    # (its README's 0.1 is for the purely unsupervised runs); the appendix gives none.
+    full=_UDA_FULL,
+    scaled=_UDA_SCALED,
+)
+CAP = Method(
+    name="cap",
+    title="CAP",
+    paper="Wang et al., Camera-aware Proxies for Unsupervised Person Re-Identification, AAAI 2021",
+    make_memory=_camera_proxy_memory,
+    stage=CameraStage,
+    # train_cap.py: eps 0.5 (--thresh) on every dataset; one pass over the clustered images per epoch
+    # (len / 32 batches). reidlab's choice: a fixed number of iterations, the training set's size / 32.
+    datasets={"market1501": {"eps": 0.5, "iters": 400}, "dukemtmcreid": {"eps": 0.5, "iters": 500},
+              "msmt17": {"eps": 0.5, "iters": 1000}},
+    # train_cap.py: batch 32 = 8 proxies x 4 images, img_association(k1=20, k2=6), average pooling, Adam 3.5e-4
+    # with milestones 20 and 40 (= x0.1 every 20 epochs over 50) after a 10-epoch warm-up; proxy momentum and
+    # temperature, cross-camera epoch, weight and negatives are TrainConfig's defaults (CAP's).
+    full={"batch_size": 32, "num_instances": 4, "k1": 20, "k2": 6, "pooling": "avg", "sample_by": "proxy",
+          "warmup_epochs": 10},
+    # CAP's inter-camera loss starts at epoch 5 of 50; at 8 (lab) and 2 (tiny) epochs, at epoch 1. No warm-up:
+    # a short schedule has no epochs to spare for it.
+    scaled={"sample_by": "proxy", "crosscam_epoch": 1},
+)
+CAP_CLUSTER_CONTRAST = Method(
+    name="cap_cluster_contrast",
+    title="CAP + Cluster Contrast",
+    paper="Dai et al., Cluster Contrast for Unsupervised Person Re-Identification, ACCV 2022 (appendix 1.3)",
+    make_memory=_camera_cluster_memory,
+    stage=CameraStage,
+    memory_updates=("mean", "hard"),
+    label_smoothing=True,
+    # Cluster Contrast's training and clustering (TrainConfig's defaults: batch 256 = 16 x 16 by cluster, eps 0.6,
+    # k1 30, GeM, momentum 0.1; 400 iterations on MSMT17), as camera_cluster_contrast_train_usl.py samples by
+    # cluster; CAP's proxy terms, with the authors' CameraMemory temperature 0.05.
+    datasets={"market1501": {"eps": 0.6}, "dukemtmcreid": {"eps": 0.6}, "msmt17": {"eps": 0.6, "iters": 400}},
+    full={"proxy_temperature": 0.05},
+    scaled={"momentum": 0.1, "proxy_temperature": 0.05, "crosscam_epoch": 1},
+)
+
+METHODS: Mapping[str, Method] = MappingProxyType({m.name: m for m in (
+    SPCL, CLUSTER_CONTRAST, HHCL, SCWM, PPLR_STRIPES, SPCL_UDA, CLUSTER_CONTRAST_UDA, CAP, CAP_CLUSTER_CONTRAST)})
 # Named variants of a method: preset name -> (method, settings).
 NAMED_PRESETS: Mapping[str, tuple[str, Mapping[str, Any]]] = MappingProxyType({
     "cluster_contrast_hard": ("cluster_contrast", {"memory_update": "hard"}),  # Cluster Contrast's hard update

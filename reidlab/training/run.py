@@ -10,6 +10,13 @@ Four GPUs of one machine, one process each (DistributedDataParallel, :mod:`reidl
     torchrun --nproc_per_node 4 -m reidlab.train --method cluster_contrast --scale full \\
         --dataset market1501 --data-root /data/Market-1501-v15.09.15 --run-dir runs/cc-market
 
+Domain adaptation trains on a labelled source dataset too: the preset names it (MSMT17 -> Market-1501 for
+``spcl_uda`` on ``market1501``), looked for beside the target; ``--set source_dataset=...`` and
+``--set source_root=DIR`` choose another::
+
+    reidlab train --method spcl_uda --scale full --dataset market1501 --data-root /data \\
+        --set source_dataset=dukemtmcreid --run-dir runs/spcl-duke-market
+
 Both run the same :class:`reidlab.training.Trainer` with the same global batch (the paper's) and learning
 rate; with ``torchrun`` every process trains on ``batch_size / nproc`` images per step. ``--set key=value``
 overrides any :class:`reidlab.training.TrainConfig` field (``--set epochs=60 --set eps=0.55``);

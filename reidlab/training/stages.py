@@ -47,6 +47,7 @@ class TrainingRun(Protocol):
     extraction_cache: dict | bool
     memory: Any  # the epoch's reidlab.memory.Memory
     optimizer: torch.optim.Optimizer
+    source: Any  # the labelled source reidlab.data.ReIDDataset of a domain-adaptation run, or None
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class EpochFeatures:
         pseudo_masks: SCWM's cascaded-clustering masks ``(N, h, w)``, else None.
         predicted_masks: arg-max of SCWM's part head ``(N, h, w)``, else None.
         difficulty: kNN agreement ``(N, l)`` of every part with the global feature (SCWM Eq. 7), else None.
+        source: domain adaptation: features ``(N_s, D)`` of the labelled source training set, unit norm, else
+            None.
+        source_labels: their identities ``(N_s,)``, 0..S-1, else None.
     """
 
     global_: torch.Tensor
@@ -66,12 +70,15 @@ class EpochFeatures:
     pseudo_masks: torch.Tensor | None = None
     predicted_masks: torch.Tensor | None = None
     difficulty: torch.Tensor | None = None
+    source: torch.Tensor | None = None
+    source_labels: torch.Tensor | None = None
 
     def gathered(self, n: int) -> EpochFeatures:
-        """Every rank's shard put together (:func:`reidlab.training.distributed.gather_shards`); a no-op in
-        one process."""
+        """Every rank's shard of the training set put together (:func:`reidlab.training.distributed.gather_shards`);
+        a no-op in one process."""
         return replace(self, **{name: None if value is None else gather_shards(value, n)
-                                for name, value in vars(self).items() if name != "difficulty"})
+                                for name, value in vars(self).items()
+                                if name not in ("difficulty", "source", "source_labels")})
 
 
 @dataclass
@@ -96,7 +103,13 @@ class GlobalStage:
 
     Args:
         trainer: the run this stage serves (a :class:`reidlab.training.Trainer`: model, config, data, device...).
+
+    Attributes:
+        needs_source: whether the stage trains on a labelled source dataset besides the target
+            (:class:`reidlab.training.domains.DomainStage`); ``TrainConfig.source_dataset`` must then name it.
     """
+
+    needs_source = False
 
     def __init__(self, trainer: TrainingRun) -> None:
         self.trainer = trainer
@@ -124,13 +137,18 @@ class GlobalStage:
     def extract(self) -> EpochFeatures:
         """Training features ``(N, D)`` in eval mode; under torchrun each rank extracts a shard and all gather."""
         t = self.trainer
-        n = len(t.dataset.train)
+        return EpochFeatures(self.extract_records(t.dataset.train, t.extraction_cache))
+
+    def extract_records(self, records, cache: dict | bool) -> torch.Tensor:
+        """Features ``(len(records), D)`` of ``records`` in eval mode, each rank a shard, all gathered."""
+        t = self.trainer
+        n = len(records)
         start, stop = shard_bounds(n, t.world.rank, t.world.world_size)
         shard = extract_features(
-            t.model, t.dataset.train[start:stop], height=t.config.height, width=t.config.width,
-            num_workers=t.config.num_workers, device=t.device, cache=t.extraction_cache, progress=t.progress,
+            t.model, records[start:stop], height=t.config.height, width=t.config.width,
+            num_workers=t.config.num_workers, device=t.device, cache=cache, progress=t.progress,
         )
-        return EpochFeatures(gather_shards(shard, n))
+        return gather_shards(shard, n)
 
     def prepare(self, features: EpochFeatures, labels: np.ndarray, epoch: int) -> None:
         """Per-epoch state beyond the memory, after it is built (nothing here)."""

@@ -38,7 +38,7 @@ from reidlab.data.datasets import ReIDDataset
 from reidlab.data.loaders import check_images
 from reidlab.evaluation import evaluate_model
 from reidlab.memory import Memory
-from reidlab.models import GeneralizedMeanPooling
+from reidlab.models import IBN_SUFFIX, GeneralizedMeanPooling, has_ibn
 from reidlab.training.config import TrainConfig
 from reidlab.training.distributed import (
     all_gather_tensors,
@@ -87,6 +87,21 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _lr_scheduler(optimizer: torch.optim.Optimizer, *, step_size: int,
+                  warmup_epochs: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """x0.1 every ``step_size`` epochs (every method), after a linear warm-up from 0.01x over ``warmup_epochs``
+    (CAP's ``WarmupMultiStepLR(warmup_factor=0.01, warmup_iters=10)`` in ``train_cap.py``, stepped per epoch:
+    epoch e < 10 trains at ``0.01 + 0.99 e / 10`` times the rate)."""
+    if warmup_epochs == 0:
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size, gamma=0.1)
+
+    def factor(epoch: int) -> float:
+        warm = 0.01 + 0.99 * epoch / warmup_epochs if epoch < warmup_epochs else 1.0
+        return warm * 0.1 ** (epoch // step_size)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 @dataclass
 class Trainer:
     """Runs the unsupervised loop for one method (``config.method``).
@@ -105,6 +120,9 @@ class Trainer:
         callbacks: each is called as ``callback(record)`` with the epoch's history entry after every
             epoch (for live plots), after the epoch's checkpoint is written; a callback must not draw from
             the global random generators, or a resumed run would differ from an uninterrupted one.
+        source: the labelled source dataset of a domain-adaptation method (its ``train`` records and
+            pids); None: the one ``config.source_dataset`` and ``config.source_root`` name
+            (:func:`reidlab.training.domains.load_source_dataset`).
 
     Several processes (``torchrun``, :mod:`reidlab.training.distributed`): each rank trains through
     DistributedDataParallel on its own P x K batch of ``batch_size / world_size`` images (its own sampler
@@ -124,6 +142,7 @@ class Trainer:
     seed: int = 0
     progress: bool = True
     callbacks: Sequence[Callable[[dict[str, Any]], None]] = ()
+    source: ReIDDataset | None = None
     history: list[dict[str, Any]] = field(default_factory=list, init=False)
     memory: Memory | None = field(default=None, init=False)
 
@@ -150,7 +169,14 @@ class Trainer:
                 f"the model pools with {pooling!r} but the config says pooling={self.config.pooling!r}; build it "
                 f"with build_model({self.config.backbone!r}, pooling={self.config.pooling!r})"
             )
+        expects_ibn = self.config.ibn or self.config.backbone.endswith(IBN_SUFFIX)
+        if has_ibn(self.model) != expects_ibn:
+            raise ValueError(
+                f"the model {'has' if has_ibn(self.model) else 'has no'} IBN layers but the config says "
+                f"ibn={self.config.ibn}; build it with reidlab.training.build_start_model(config, scale=...)"
+            )
         self.true_pids = np.array([r.pid for r in self.dataset.train])
+        self.train_cameras = np.array([r.camid for r in self.dataset.train])
         # One decoded-image store for the feature extraction and the training loader of every epoch.
         self.image_cache: dict | bool = {} if self.config.cache_images else False
         # A distributed rank extracts a shard of the records, which a store keyed by train index cannot serve.
@@ -165,7 +191,8 @@ class Trainer:
                                          find_unused_parameters=self.stage.leaves_parameters_unused())
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, self.config.step_size, gamma=0.1)
+        self.scheduler = _lr_scheduler(self.optimizer, step_size=self.config.step_size,
+                                       warmup_epochs=self.config.warmup_epochs)
         self.scaler = torch.amp.GradScaler(enabled=self.device.type == "cuda")
         self.refiner = (
             SelfPacedRefiner(self.config.eps, eps_gap=self.config.eps_gap, min_samples=self.config.min_samples)
@@ -177,13 +204,13 @@ class Trainer:
         """The features the epoch clusters: freshly extracted, or the rows of the method's instance memory.
 
         A method with an instance memory (SpCL) extracts the training features once, before its first
-        epoch, and afterwards clusters the memory rows, which the training keeps moving.
+        epoch, and afterwards clusters the memory's instance rows, which the training keeps moving.
         """
         if self.method.instance_memory is None:
             return self.stage.extract()
         if self.memory is None:
-            self.memory = self.method.instance_memory(self.stage.extract().global_, self.config).to(self.device)
-        return EpochFeatures(self.memory.features.cpu())
+            self.memory = self.method.instance_memory(self.stage.extract(), self.config).to(self.device)
+        return EpochFeatures(self.memory.instance_features.cpu())
 
     def clustering_stage(self) -> tuple[EpochFeatures, np.ndarray]:
         """The start of every epoch: the clustering features and their pseudo-labels ``(N,)`` (-1: outlier).
@@ -207,7 +234,7 @@ class Trainer:
         sampler trains on."""
         train_labels = self.method.train_labels(labels)
         self._check_enough_identities(train_labels, labels, epoch)
-        inputs = MemoryInputs(features, labels, self.config, self.seed, epoch, self.memory)
+        inputs = MemoryInputs(features, labels, self.config, self.seed, epoch, self.memory, self.train_cameras)
         self.memory = self.method.make_memory(inputs).to(self.device)
         self.stage.prepare(features, labels, epoch)
         return train_labels
@@ -217,7 +244,7 @@ class Trainer:
         cfg = self.config
         needed = cfg.batch_size // (self.world.world_size * cfg.num_instances)
         identities = len(np.unique(train_labels[train_labels >= 0]))
-        if identities >= needed:
+        if identities >= needed or cfg.sample_by != "cluster":  # camera proxies outnumber the clusters
             return
         clusters, outliers = int(labels.max(initial=-1)) + 1, int((labels < 0).sum())
         if clusters == 1 and outliers == 0:
@@ -387,10 +414,9 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.history = list(state["history"])
-        if self.method.instance_memory is not None:
-            memory = state["memory"]
-            self.memory = self.method.instance_memory(memory["features"], self.config)
-            self.memory.load_state_dict(memory)
+        if self.method.instance_memory is not None:  # built as at its creation, then given its saved rows
+            self.memory = self.method.instance_memory(self.stage.extract(), self.config)
+            self.memory.load_state_dict(state["memory"])
             self.memory.to(self.device)
         if self.refiner is not None:
             self.refiner.indep_threshold_ = state["indep_threshold"]
