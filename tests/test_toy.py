@@ -272,6 +272,17 @@ def test_memory_toy_sliders_drive_the_update():
     before = toy.last_step_["batch_idx"]
     toy.batch_button.click()
     assert toy.seed == 1 and not np.array_equal(toy.last_step_["batch_idx"], before)
+    # The summary line names the setting as the controls' readouts do, with values computed here naively.
+    step = toy.last_step_
+    shifts = [np.linalg.norm(a - b) for a, b, m in zip(step["rows_after"], step["rows_before"], step["moved"]) if m]
+    logits = step["rows_before"] @ step["batch"][0] / step["temperature"]
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    own = probs[step["row_labels"] == step["batch_labels"][0]].sum()
+    assert toy.summary.value == toy.describe() == (
+        f"hard memory | m 0.99 | tau 0.500 | batch seed 1 | {len(shifts)} of {len(step['moved'])} rows moved, "
+        f"by {np.mean(shifts):.3f} on average | sample 0: p(own class) {own:.2f}"
+    )
+    assert "reidlab-toy-summary" in toy.summary._dom_classes and toy.summary in toy.widget().children
     fig = toy.static_figure()
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert set(MEMORY_KINDS) == set(toy.kind.options)
@@ -285,6 +296,12 @@ def test_mu_toy_slider_drives_the_pull():
     toy.mu_slider.value = 0.0
     np.testing.assert_array_equal(toy.last_pull_["pull_cls"], 0.0)
     assert np.linalg.norm(toy.last_pull_["pull_total"]) > 0
+    pull = toy.last_pull_
+    assert toy.summary.value == toy.describe() == (
+        f"mu 0.00 | L_cls {pull['loss_cls']:.2f}, L_ins {pull['loss_ins']:.2f} | pull on the query: "
+        f"L_cls term 0.000, L_ins term {np.linalg.norm(pull['grad_ins']):.3f}"
+    )
+    assert "reidlab-toy-summary" in toy.summary._dom_classes and toy.summary in toy.widget().children
     assert isinstance(toy.static_figure(), Figure)
     with pytest.raises(ValueError, match="pass the query"):
         MuToy(memory=HardHybridMemory.from_labels(*toy_clusters(), num_instances=2))

@@ -66,13 +66,19 @@ def test_widget_title_metrics_and_empty_state():
     monitor = TrainingMonitor(title="Cluster Contrast <tiny>", metrics=("lr", "mAP"))
     box = monitor.widget()
     assert isinstance(box, ipywidgets.VBox) and monitor.widget() is box
-    assert box.children[1] is monitor.output and "Cluster Contrast &lt;tiny&gt;" in box.children[0].value
-    assert TrainingMonitor().widget() is not None and isinstance(TrainingMonitor().widget(), ipywidgets.Output)
+    assert box.children[1:] == (monitor.summary_line, monitor.output)
+    assert "Cluster Contrast &lt;tiny&gt;" in box.children[0].value
+    assert "reidlab-monitor-summary" in monitor.summary_line._dom_classes
+    assert monitor.summary_line.value == "no epoch yet"
+    untitled = TrainingMonitor()
+    assert untitled.widget().children == (untitled.summary_line, untitled.output)
     fig = monitor.figure()  # nothing yet: placeholders, no lines
     assert [ax.get_title() for ax in fig.axes] == ["lr", "evaluation"]
     assert [t.get_text() for t in fig.axes[1].texts] == ["no evaluation yet"]
     monitor(fake_history(1)[0] | {"mAP": None})
     assert line_data(monitor.figure().axes[0]) == {"lr": ([0], [3.5e-4])}
+    # The line follows every epoch, as text (HTML-escaped).
+    assert monitor.summary_line.value == monitor.summary() == "epoch 0 | lr 0.00035 | Rank-1 0.2"
 
 
 def test_errors():

@@ -15,10 +15,15 @@ features; nothing re-implements their maths:
   Taught in ``notebooks/03_hard_mining.ipynb``.
 * :class:`MemoryToy` and :class:`MuToy` put sliders on them (ipywidgets); their ``static_figure`` draws the
   current state, because an executed notebook keeps figures but not the output of live widgets.
+
+DOM contract (tests/test_browser.py relies on it): each toy's widget shows, above its plot, an
+``ipywidgets.HTML`` with the CSS class ``reidlab-toy-summary`` holding the one line of its ``describe()``,
+which names every setting as its control's readout shows it (``m 0.10``, ``tau 0.050``, ``mu 0.50``).
 """
 
 from __future__ import annotations
 
+import html
 from typing import Any, Literal
 
 import ipywidgets
@@ -35,6 +40,7 @@ from reidlab.plotting import Figure
 
 __all__ = [
     "MEMORY_KINDS",
+    "TOY_SUMMARY_CLASS",
     "MemoryToy",
     "MuToy",
     "plot_memory_update",
@@ -52,6 +58,8 @@ __all__ = [
 MEMORY_KINDS = ("mean", "hard", "hybrid", "instance")
 MemoryKind = Literal["mean", "hard", "hybrid", "instance"]
 
+# CSS class of the toys' summary line (see the module docstring).
+TOY_SUMMARY_CLASS = "reidlab-toy-summary"
 # Axis half-width of the circle plots: the unit circle plus room for the markers.
 _LIMIT = 1.3
 
@@ -484,7 +492,7 @@ class MemoryToy:
     A dropdown picks the memory (mean / hard: Cluster Contrast, docs/methods.md, section 4.2; hybrid:
     HHCL, Eq. 4 and Eq. 8; instance: SpCL, section 4.1), sliders set the momentum and the temperature, a
     button draws the next batch. The output shows :func:`plot_memory_update` next to
-    :func:`plot_row_softmax` of the first batch sample.
+    :func:`plot_row_softmax` of the first batch sample, under the line of :meth:`describe`.
 
     Args:
         features: (N, 2) unit features; default :func:`toy_clusters`.
@@ -497,7 +505,7 @@ class MemoryToy:
 
     Attributes:
         kind: the memory dropdown (``kind.value`` is the current kind).
-        momentum_slider, temperature_slider, batch_button, output: the other widgets.
+        momentum_slider, temperature_slider, batch_button, summary, output: the other widgets.
         seed: seed of the current batch.
         last_step_: the :func:`toy_update_step` result shown.
     """
@@ -532,6 +540,8 @@ class MemoryToy:
             readout_format=".3f", style=style,
         )
         self.batch_button = ipywidgets.Button(description="new batch")
+        self.summary = ipywidgets.HTML()
+        self.summary.add_class(TOY_SUMMARY_CLASS)
         self.output = ipywidgets.Output()
         self.last_step_: dict[str, Any] | None = None
         for control in (self.kind, self.momentum_slider, self.temperature_slider):
@@ -539,7 +549,7 @@ class MemoryToy:
         self.batch_button.on_click(self._on_batch)
         self._box = ipywidgets.VBox(
             [ipywidgets.HBox([self.kind, self.batch_button]),
-             ipywidgets.HBox([self.momentum_slider, self.temperature_slider]), self.output]
+             ipywidgets.HBox([self.momentum_slider, self.temperature_slider]), self.summary, self.output]
         )
         self._refresh()
 
@@ -562,6 +572,23 @@ class MemoryToy:
         plot_row_softmax(step, sample=0, ax=right)
         return fig
 
+    def describe(self) -> str:
+        """One line on the update shown (``last_step_``, computed first if needed): the setting, how far the
+        rows it touched moved, and the softmax probability batch sample 0 gives its own class.
+
+        Example: ``mean memory | m 0.10 | tau 0.050 | batch seed 0 | 2 of 4 rows moved, by 0.153 on average |
+        sample 0: p(own class) 0.97``.
+        """
+        step = self.last_step_ if self.last_step_ is not None else self.step()
+        moved = step["moved"]
+        shift = np.linalg.norm(step["rows_after"] - step["rows_before"], axis=1)[moved]
+        p_own = float(row_softmax(step, sample=0)[step["row_labels"] == step["batch_labels"][0]].sum())
+        return (
+            f"{step['kind']} memory | m {step['momentum']:.2f} | tau {step['temperature']:.3f} | "
+            f"batch seed {self.seed} | {int(moved.sum())} of {moved.size} rows moved, by "
+            f"{float(shift.mean()) if shift.size else 0.0:.3f} on average | sample 0: p(own class) {p_own:.2f}"
+        )
+
     def widget(self) -> ipywidgets.VBox:
         """The controls above the output."""
         return self._box
@@ -574,7 +601,9 @@ class MemoryToy:
         self._refresh()
 
     def _refresh(self) -> None:
-        self.output.outputs = (png_output(self.static_figure()),)
+        figure = self.static_figure()
+        self.summary.value = html.escape(self.describe())
+        self.output.outputs = (png_output(figure),)
 
     def __repr__(self) -> str:
         return (
@@ -598,7 +627,7 @@ class MuToy:
         seed: seed of the toy data and of the slot draw (default memory only).
 
     Attributes:
-        mu_slider, output: the widgets.
+        mu_slider, summary, output: the widgets (the summary holds :meth:`describe`).
         last_pull_: the :func:`query_pull` result shown.
     """
 
@@ -624,10 +653,12 @@ class MuToy:
         self.mu_slider = ipywidgets.FloatSlider(
             value=mu, min=0.0, max=1.0, step=0.05, description="mu", readout_format=".2f"
         )
+        self.summary = ipywidgets.HTML()
+        self.summary.add_class(TOY_SUMMARY_CLASS)
         self.output = ipywidgets.Output()
         self.last_pull_: dict[str, Any] | None = None
         self.mu_slider.observe(self._on_change, names="value")
-        self._box = ipywidgets.VBox([self.mu_slider, self.output])
+        self._box = ipywidgets.VBox([self.mu_slider, self.summary, self.output])
         self._refresh()
 
     def static_figure(self) -> Figure:
@@ -638,15 +669,31 @@ class MuToy:
         plot_query_pull(self.memory, self.query, self.target, mu=mu, ax=fig.add_subplot())
         return fig
 
+    def describe(self) -> str:
+        """One line on the pull shown (``last_pull_``, computed first if needed): mu, both losses (unweighted)
+        and the length of each weighted pull, ``mu |grad L_cls|`` and ``(1 - mu) |grad L_ins|``.
+
+        Example: ``mu 0.50 | L_cls 0.41, L_ins 1.38 | pull on the query: L_cls term 0.019, L_ins term 0.427``.
+        """
+        if self.last_pull_ is None:
+            self.last_pull_ = query_pull(self.memory, self.query, self.target, mu=float(self.mu_slider.value))
+        pull = self.last_pull_
+        return (
+            f"mu {pull['mu']:.2f} | L_cls {pull['loss_cls']:.2f}, L_ins {pull['loss_ins']:.2f} | pull on the query: "
+            f"L_cls term {np.linalg.norm(pull['pull_cls']):.3f}, L_ins term {np.linalg.norm(pull['pull_ins']):.3f}"
+        )
+
     def widget(self) -> ipywidgets.VBox:
-        """The slider above the output."""
+        """The slider above the summary line and the output."""
         return self._box
 
     def _on_change(self, change: dict[str, Any]) -> None:
         self._refresh()
 
     def _refresh(self) -> None:
-        self.output.outputs = (png_output(self.static_figure()),)
+        figure = self.static_figure()
+        self.summary.value = html.escape(self.describe())
+        self.output.outputs = (png_output(figure),)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target={self.target}, mu={self.mu_slider.value})"

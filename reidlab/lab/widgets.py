@@ -10,9 +10,10 @@ executed notebook keeps figures but not the output of live widgets.
 :class:`TrainingMonitor` is a :class:`reidlab.training.Trainer` callback that redraws the training curves
 after every epoch (notebooks 02 and 03), and draws them again from a saved history.
 
-DOM contract (a browser test relies on it): the summary ``ipywidgets.HTML`` has the CSS class
-``reidlab-cluster-summary`` and its value starts with the plain text ``clusters: <N>``; the eps slider
-has the class ``reidlab-eps-slider``.
+DOM contract (tests/test_browser.py relies on it): the explorer's summary ``ipywidgets.HTML`` has the CSS
+class ``reidlab-cluster-summary`` and its value starts with the plain text ``clusters: <N>``; the eps
+slider has the class ``reidlab-eps-slider``. A training monitor's line of :meth:`TrainingMonitor.summary`
+(``epoch <E> | loss ...``) is an ``ipywidgets.HTML`` with the class ``reidlab-monitor-summary``.
 """
 
 from __future__ import annotations
@@ -49,12 +50,19 @@ from reidlab.plotting import Figure, figure_png
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "SUMMARY_CLASS", "EPS_SLIDER_CLASS", "ClusterResult", "ClusteringExplorer", "TrainingMonitor", "plot_sweep",
+    "EPS_SLIDER_CLASS",
+    "MONITOR_SUMMARY_CLASS",
+    "SUMMARY_CLASS",
+    "ClusterResult",
+    "ClusteringExplorer",
+    "TrainingMonitor",
+    "plot_sweep",
 ]
 
 # CSS classes of the DOM contract (see the module docstring).
 SUMMARY_CLASS = "reidlab-cluster-summary"
 EPS_SLIDER_CLASS = "reidlab-eps-slider"
+MONITOR_SUMMARY_CLASS = "reidlab-monitor-summary"
 # Cache keys hold eps rounded to this many decimals (slider values such as 0.5700000000000001).
 _EPS_DECIMALS = 6
 
@@ -414,8 +422,9 @@ class TrainingMonitor:
 
     Every call with an epoch's history entry (keys ``epoch``, ``loss``, ``n_clusters``, ``n_outliers``,
     ``ari``, ``nmi``, ``memory_rows``, ``lr``, ``seconds``, and ``mAP``, ``rank1``... on evaluation epochs)
-    appends it and redraws one row of panels into an ``ipywidgets.Output`` (a PNG, as
-    :class:`ClusteringExplorer` does, so no ``display`` is needed). Panels, one per name in ``metrics``:
+    appends it, writes :meth:`summary` into a line of text and redraws one row of panels into an
+    ``ipywidgets.Output`` (a PNG, as :class:`ClusteringExplorer` does, so no ``display`` is needed). Panels,
+    one per name in ``metrics``:
 
     * ``"loss"``: the mean loss per epoch;
     * ``"n_clusters"``: clusters and outliers of the pseudo-labels, with their ARI and NMI against the
@@ -432,6 +441,7 @@ class TrainingMonitor:
 
     Attributes:
         entries: the history entries received, in order (copies).
+        summary_line: the ``ipywidgets.HTML`` holding :meth:`summary` (CSS class ``reidlab-monitor-summary``).
         output: the ``ipywidgets.Output`` holding the latest plot.
 
     Example:
@@ -450,6 +460,8 @@ class TrainingMonitor:
         self.title = title
         self.metrics = tuple(metrics)
         self.entries: list[dict[str, Any]] = []
+        self.summary_line = ipywidgets.HTML(self.summary())
+        self.summary_line.add_class(MONITOR_SUMMARY_CLASS)
         self.output = ipywidgets.Output()
         self._box: ipywidgets.Widget | None = None
 
@@ -474,14 +486,11 @@ class TrainingMonitor:
         self.entries.append(self._checked(entry))
         self._redraw()
 
-    def widget(self) -> ipywidgets.Widget:
-        """The output (under a bold title when there is one); built once."""
+    def widget(self) -> ipywidgets.VBox:
+        """The summary line above the output (under a bold title when there is one); built once."""
         if self._box is None:
-            self._box = (
-                self.output
-                if self.title is None
-                else ipywidgets.VBox([ipywidgets.HTML(f"<b>{html.escape(self.title)}</b>"), self.output])
-            )
+            title = [] if self.title is None else [ipywidgets.HTML(f"<b>{html.escape(self.title)}</b>")]
+            self._box = ipywidgets.VBox([*title, self.summary_line, self.output])
         return self._box
 
     def figure(self) -> Figure:
@@ -564,6 +573,7 @@ class TrainingMonitor:
         return handles
 
     def _redraw(self) -> None:
+        self.summary_line.value = html.escape(self.summary())
         self.output.outputs = (png_output(self.figure()),)
 
     def __repr__(self) -> str:
