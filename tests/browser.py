@@ -3,13 +3,16 @@
 Everything runs locally: JupyterLab on 127.0.0.1 without a token, its config, settings, workspaces and
 runtime files in a temporary folder (nothing in ``~`` is touched), and the system Chromium driven by the
 system chromedriver through Selenium 4 (no browser or driver is ever downloaded). The notebook page
-talks to JupyterLab through ``window.jupyterapp`` (``--LabApp.expose_app_in_browser``) to open, run and
-inspect the notebook, and to the widgets only as a user does: keyboard keys on the slider, text read from
-the page.
+talks to JupyterLab through ``window.jupyterapp`` (``--LabApp.expose_app_in_browser``) to open, run,
+inspect and close the notebook, and to the widgets only as a user does: any ipywidgets control is found
+by its description (:meth:`NotebookPage.control`) and operated with keyboard keys on a slider's handle,
+a selection in a dropdown or a click (:meth:`NotebookPage.move`); what it changed is read from the page
+(the texts and image bytes of the widget box around it, :class:`Snapshot`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -39,8 +42,9 @@ CHROMIUM_FLAGS = (
 # Settings a fresh JupyterLab user would otherwise be asked about (the news toast) or that reach the internet.
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
+    # Every cell attached to the page, so every widget can be found (JupyterLab 4 may window long notebooks).
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
 }
-CLUSTER_COUNT = re.compile(r"clusters:\s*(\d+)")
 
 
 class BrowserTestError(AssertionError):
@@ -76,10 +80,13 @@ class JupyterLabServer:
         root_dir: the folder JupyterLab serves (notebooks are written there).
         home: a scratch folder for config, data, runtime, settings, workspaces and the server log.
         python: the interpreter whose JupyterLab and kernel run (this one by default).
+        environment: variables set for the server and its kernels (e.g. ``OMP_NUM_THREADS``).
     """
 
-    def __init__(self, root_dir: Path, home: Path, *, python: str = sys.executable) -> None:
+    def __init__(self, root_dir: Path, home: Path, *, python: str = sys.executable,
+                 environment: dict[str, str] | None = None) -> None:
         self.root_dir, self.home, self.python = Path(root_dir), Path(home), python
+        self.environment = dict(environment or {})
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.home / "jupyterlab.log"
@@ -92,6 +99,7 @@ class JupyterLabServer:
             "JUPYTERLAB_SETTINGS_DIR": "settings", "JUPYTERLAB_WORKSPACES_DIR": "workspaces", "IPYTHONDIR": "ipython",
         }
         env = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_TOKEN", "JUPYTER_PASSWORD")}
+        env.update(self.environment)
         for name, folder in folders.items():
             (self.home / folder).mkdir(parents=True, exist_ok=True)
             env[name] = str(self.home / folder)
@@ -239,26 +247,158 @@ _KERNEL_ACTIVITY = _FIND_PANEL + """
 return [window.__reidlabStatuses.length, window.__reidlabStatuses.includes('busy'),
         panel.sessionContext.session.kernel.status];
 """
-# Value, min and max of the noUiSlider that the handle `arguments[0]` belongs to.
-_SLIDER_STATE = """
-const slider = arguments[0].closest('.noUi-target').noUiSlider;
-return [Number(slider.get()), slider.options.range.min, slider.options.range.max];
+_SHUTDOWN = _FIND_PANEL + """
+const done = arguments[arguments.length - 1];
+if (!panel) { done(null); return; }
+panel.context.model.dirty = false;  // no "leave site?" prompt when the page navigates away
+panel.sessionContext.shutdown().then(() => { panel.dispose(); done(null); }, err => done(String(err)));
 """
-# The eps slider's handle and the summary of the same widget box (the nearest ancestor holding both).
-_EXPLORER = """
-const sliders = document.querySelectorAll('.reidlab-eps-slider');
-for (const slider of sliders) {
-  const handle = slider.querySelector('.noUi-handle');
-  let box = slider.parentElement;
-  while (box && !box.querySelector('.reidlab-cluster-summary')) { box = box.parentElement; }
-  if (handle && box) { return [handle, box.querySelector('.reidlab-cluster-summary')]; }
+
+# ---------------------------------------------------------------- widgets in the page (ipywidgets 8 DOM)
+
+# The controls a user operates, by kind: the CSS class of the control's root element.
+CONTROL_KINDS = {
+    "slider": "widget-slider",  # IntSlider, FloatSlider, FloatLogSlider (a noUiSlider with a .widget-readout)
+    "dropdown": "widget-dropdown",  # a <select>
+    "checkbox": "widget-checkbox",  # an <input type=checkbox> next to its description
+    "button": "widget-button",
+    "toggle": "widget-toggle-button",
 }
-return null;
+# Interactive widgets NotebookPage cannot operate: found as kind "unsupported", so an inventory shows them.
+UNSUPPORTED_CONTROLS = (
+    "widget-text", "widget-textarea", "widget-radio", "widget-toggle-buttons", "widget-select",
+    "widget-select-multiple", "widget-play", "widget-colorpicker", "widget-datepicker", "widget-combobox",
+    "widget-tagsinput",
+)
+# A control's linked output: its nearest enclosing box holding an Output or Image widget.
+OUTPUT_WIDGETS = ".widget-output, .widget-image"
+
+# Every control in the notebook panel: [{kind, label, element}], label = the widget's description.
+_CONTROLS = _FIND_PANEL + """
+if (!panel) { return null; }
+const kinds = Object.entries(arguments[1]).concat(arguments[2].map(c => ['unsupported', c]));
+function label(el, kind) {
+  if (kind === 'button' || kind === 'toggle') { return el.textContent.trim(); }
+  const text = kind === 'checkbox' ? el.querySelector('.widget-label-basic span') : el.querySelector(':scope > .widget-label');
+  return text ? text.textContent.replace(/\\u200b/g, '').trim() : '';
+}
+const found = [];
+for (const [kind, cls] of kinds) {
+  for (const el of panel.node.querySelectorAll('.' + cls)) { found.push({kind: kind, label: label(el, kind), element: el}); }
+}
+return found;
 """
+# What the control `arguments[0]` of kind `arguments[1]` shows: its value (noUiSlider's for a slider: the
+# exponent for a log slider), its range, and its readout as the user reads it.
+_CONTROL_STATE = """
+const [el, kind] = arguments;
+if (kind === 'slider') {
+  const slider = el.querySelector('.noUi-target').noUiSlider;
+  const readout = el.querySelector('.widget-readout');
+  return {value: Number(slider.get()), min: slider.options.range.min, max: slider.options.range.max,
+          readout: readout ? readout.textContent.trim() : null};
+}
+if (kind === 'dropdown') {
+  const select = el.querySelector('select');
+  const chosen = select.selectedOptions[0];
+  return {value: select.value, options: Array.from(select.options, o => o.textContent.trim()),
+          readout: chosen ? chosen.textContent.trim() : null};
+}
+if (kind === 'checkbox') { const box = el.querySelector('input'); return {value: box.checked, readout: String(box.checked)}; }
+if (kind === 'toggle') { const on = el.classList.contains('mod-active'); return {value: on, readout: String(on)}; }
+return {value: null, readout: null};
+"""
+_OUTPUT_BOX = """
+let box = arguments[0].parentElement;
+while (box && !box.querySelector(arguments[1])) {
+  if (box.classList.contains('jp-OutputArea-output')) { return null; }  // the cell's output: no farther
+  box = box.parentElement;
+}
+return box;
+"""
+# The texts (HTML widgets, text in Output widgets) and images of the box `arguments[0]`: each image's
+# SHA-256 (first 16 hex digits) of the bytes it shows and its decoded size (0 until it has loaded).
+_SNAPSHOT = """
+const [box, done] = [arguments[0], arguments[arguments.length - 1]];
+const texts = Array.from(box.querySelectorAll('.widget-html-content, .widget-output .jp-RenderedText'),
+                         e => e.textContent.trim());
+const images = Array.from(box.querySelectorAll('img'));
+const hex = buffer => Array.from(new Uint8Array(buffer).slice(0, 8), b => b.toString(16).padStart(2, '0')).join('');
+const digest = img => fetch(img.src).then(r => r.arrayBuffer()).then(b => crypto.subtle.digest('SHA-256', b)).then(hex);
+Promise.all(images.map(digest)).then(
+  digests => done({texts: texts, images: images.map((img, i) => [digests[i], img.naturalWidth, img.naturalHeight])}),
+  err => done({error: String(err)}));
+"""
+# [text, number of loaded images in its box] of every element with the CSS class `arguments[1]`.
+_SUMMARIES = _FIND_PANEL + """
+return Array.from(panel.node.querySelectorAll('.' + arguments[1]), el => {
+  const box = el.parentElement;
+  const loaded = Array.from(box.querySelectorAll('img')).filter(img => img.complete && img.naturalWidth > 0);
+  return [el.textContent.trim(), loaded.length];
+});
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Control:
+    """An ipywidgets control found in the page: its kind (a key of :data:`CONTROL_KINDS`), description, element."""
+
+    kind: str
+    label: str
+    element: Any = dataclasses.field(repr=False, compare=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """What a control's linked output shows: its texts, and ``(sha256 prefix, width, height)`` per image."""
+
+    texts: tuple[str, ...]
+    images: tuple[tuple[str, int, int], ...]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.texts)
+
+    @property
+    def loaded(self) -> bool:
+        """At least one image, and every image decoded."""
+        return bool(self.images) and all(width > 0 for _, width, _ in self.images)
+
+
+@dataclasses.dataclass(frozen=True)
+class Move:
+    """A control operated once (:meth:`NotebookPage.move`): its state and its output before and after.
+
+    ``value_*`` and ``readout_*`` come from :data:`_CONTROL_STATE` (None for a button).
+    """
+
+    control: Control
+    action: str
+    value_before: Any
+    value_after: Any
+    readout_before: str | None
+    readout_after: str | None
+    before: Snapshot
+    after: Snapshot
+    screenshots: tuple[Path, Path]
+
+    @property
+    def output_changed(self) -> bool:
+        return self.before != self.after
+
+
+def slug(text: str) -> str:
+    """``"l (parts)"`` -> ``"l-parts"``: a label as a file-name part."""
+    return re.sub(r"[^A-Za-z0-9_]+", "-", text).strip("-").lower() or "control"
 
 
 class NotebookPage:
-    """A notebook opened in JupyterLab in ``driver``; run it and drive its eps explorer.
+    """A notebook opened in JupyterLab in ``driver``: run it, find its widgets, operate them as a user does.
+
+    Controls are found by their description (:meth:`control`) and operated with the keyboard (a slider's
+    handle: End, Home, arrow keys), a selection (a dropdown) or a click (a checkbox, a button); each
+    :meth:`move` waits for the kernel's answer and records the linked output before and after, with a
+    screenshot of each.
 
     Args:
         driver: a Selenium WebDriver.
@@ -276,6 +416,8 @@ class NotebookPage:
         path = self.screenshots / f"{Path(self.name).stem}-{label}.png"
         self.driver.save_screenshot(str(path))
         return path
+
+    # ---- the notebook
 
     def open(self, *, timeout: float = 90.0) -> None:
         """Load ``/lab/tree/<name>`` and wait until the notebook is open with an idle, connected kernel."""
@@ -300,48 +442,153 @@ class NotebookPage:
         if errors or not (result or {}).get("ok"):
             raise BrowserTestError(f"running all cells of {self.name} failed ({result}):\n" + "\n\n".join(errors))
 
-    def explorer(self, *, timeout: float = 30.0):
-        """The eps slider's handle and the summary element, once the widget has rendered."""
+    def close(self, *, timeout: float = 30.0) -> None:
+        """Shut the notebook's kernel down and close its tab (unsaved: nothing asks to leave the page)."""
+        self.driver.set_script_timeout(timeout)
+        error = self.driver.execute_async_script(_SHUTDOWN, self.name)
+        if error:
+            raise BrowserTestError(f"shutting down the kernel of {self.name} failed: {error}")
 
-        def rendered():
-            return self.driver.execute_script(_EXPLORER)
+    # ---- finding widgets
+
+    def controls(self) -> list[Control]:
+        """Every control in the notebook's outputs, in page order per kind (``unsupported``: see
+        :data:`UNSUPPORTED_CONTROLS`)."""
+        found = self.driver.execute_script(_CONTROLS, self.name, CONTROL_KINDS, list(UNSUPPORTED_CONTROLS)) or []
+        return [Control(c["kind"], c["label"], c["element"]) for c in found]
+
+    def control(self, label: str, *, timeout: float = 30.0) -> Control:
+        """The one control described ``label``, once rendered.
+
+        Raises:
+            BrowserTestError: none (after ``timeout``) or several controls have that label; the message
+                lists the controls on the page.
+        """
+
+        def matching():
+            return [c for c in self.controls() if c.label == label]
 
         try:
-            handle, summary = wait_for(rendered, timeout=timeout, what="the eps explorer widget to render")
+            found = wait_for(matching, timeout=timeout, what=f"a widget described {label!r} to render")
         except BrowserTestError as error:
-            outputs = self.driver.execute_script(
-                "return Array.from(document.querySelectorAll('.jp-OutputArea-output')).map(e => e.textContent)"
-                ".filter(t => /widget|slider|box/i.test(t)).join('\\n').slice(0, 2000);"
-            )
-            raise BrowserTestError(
-                f"{error}: no element '.reidlab-eps-slider .noUi-handle' with a '.reidlab-cluster-summary' beside "
-                f"it in {self.name}; widget-like outputs on the page:\n{outputs}\n"
-                f"browser console:\n{self.console()}"
-            ) from None
-        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", handle)
-        return handle, summary
+            shown = sorted({(c.kind, c.label) for c in self.controls()})
+            raise BrowserTestError(f"{error} in {self.name}; controls on the page: {shown}\n"
+                                   f"browser console:\n{self.console()}") from None
+        if len(found) > 1:
+            raise BrowserTestError(f"{len(found)} widgets are described {label!r} in {self.name}: give them distinct "
+                                   "descriptions (or display the widget once)")
+        return found[0]
 
-    def eps(self, handle) -> tuple[float, float, float]:
-        """(value, min, max) of the eps slider in the page (its noUiSlider; ARIA values are rounded to 0.1)."""
-        return tuple(self.driver.execute_script(_SLIDER_STATE, handle))
+    def state(self, control: Control) -> dict[str, Any]:
+        """``{"value", "readout"}`` (and ``min``/``max`` for a slider, ``options`` for a dropdown)."""
+        return self.driver.execute_script(_CONTROL_STATE, control.element, control.kind)
 
-    def cluster_count(self, summary) -> int:
-        """The N of the summary's ``clusters: N``."""
-        text = self.driver.execute_script("return arguments[0].textContent;", summary)
-        match = CLUSTER_COUNT.search(text)
-        if match is None:
-            raise BrowserTestError(f"the cluster summary must contain 'clusters: <N>', it shows {text!r}")
-        return int(match.group(1))
+    def output_box(self, control: Control):
+        """The nearest widget box around ``control`` that holds an Output or Image widget: its linked output."""
+        box = self.driver.execute_script(_OUTPUT_BOX, control.element, OUTPUT_WIDGETS)
+        if box is None:
+            raise BrowserTestError(f"the {control.kind} {control.label!r} of {self.name} has no Output or Image widget "
+                                   "in a box around it: nothing shows what it changes")
+        return box
 
-    def press(self, handle, key: str, *, timeout: float = 60.0) -> None:
-        """Press ``key`` on the focused slider handle and wait for the kernel's reaction to finish.
+    def snapshot(self, box, *, timeout: float = 30.0) -> Snapshot:
+        """The texts and image digests of ``box``, once every image in it has loaded."""
+        self.driver.set_script_timeout(timeout)
 
-        The kernel's status is watched from just before the key press: done once it has been busy and has
-        then stayed idle for three polls (the widget update it sent arrives before its idle status).
+        def loaded():
+            found = self.driver.execute_async_script(_SNAPSHOT, box)
+            if "error" in found:
+                raise BrowserTestError(f"reading the widget output failed: {found['error']}")
+            snap = Snapshot(tuple(found["texts"]), tuple(tuple(image) for image in found["images"]))
+            return snap if all(width > 0 for _, width, _ in snap.images) else None
+
+        return wait_for(loaded, timeout=timeout, interval=0.3, what="the widget output's images to load")
+
+    def show(self, selector: str) -> None:
+        """Scroll the widget box around the first element matching ``selector`` (CSS) to the top of the page."""
+        found = self.driver.execute_script(
+            _FIND_PANEL + "const el = panel && panel.node.querySelector(arguments[1]);"
+            "if (el) { (el.closest('.widget-box') || el).scrollIntoView({block: 'start'}); } return Boolean(el);",
+            self.name, selector)
+        if not found:
+            raise BrowserTestError(f"nothing matches {selector!r} in {self.name}")
+
+    def summaries(self, css_class: str) -> list[tuple[str, int]]:
+        """``(text, loaded images in its box)`` of every element with ``css_class`` (e.g. training monitors)."""
+        return [tuple(row) for row in self.driver.execute_script(_SUMMARIES, self.name, css_class)]
+
+    # ---- operating widgets
+
+    def move(self, label: str, *, key: str | None = None, option: str | None = None,
+             timeout: float = 90.0) -> Move:
+        """Operate the control described ``label`` once, as a user, and return what it showed before and after.
+
+        A slider gets ``key`` on its focused handle (default: End or Home, whichever end is farther from
+        its value; equal distance: End); a dropdown selects ``option``; a checkbox, toggle or button is
+        clicked. Waits for the kernel's reaction (:meth:`_react`), then up to 10 s for the linked output to
+        differ. Screenshots ``<stem>-<label>-before.png`` and ``-after.png``, the output box at the top.
+        """
+        from selenium.webdriver.common.keys import Keys
+        from selenium.webdriver.support.ui import Select
+
+        control = self.control(label)
+        box = self.output_box(control)
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", box)
+        state_before, before = self.state(control), self.snapshot(box)
+        shots = (self.screenshot(f"{slug(label)}-before"),)
+        if control.kind == "slider":
+            if key is None:
+                low, value, high = state_before["min"], state_before["value"], state_before["max"]
+                key = Keys.END if high - value >= value - low else Keys.HOME
+            handle = control.element.find_element("css selector", ".noUi-handle")
+            names = {Keys.END: "End", Keys.HOME: "Home", Keys.LEFT: "Left", Keys.RIGHT: "Right", Keys.UP: "Up",
+                     Keys.DOWN: "Down", Keys.PAGE_UP: "PageUp", Keys.PAGE_DOWN: "PageDown"}
+            action = f"pressed {names.get(key, repr(key))}"
+
+            def act():
+                self.driver.execute_script("arguments[0].focus();", handle)
+                handle.send_keys(key)
+        elif control.kind == "dropdown":
+            if option is None:
+                raise ValueError(f"moving the dropdown {label!r} needs the option to select")
+            action = f"selected {option!r}"
+
+            def act():
+                Select(control.element.find_element("css selector", "select")).select_by_visible_text(option)
+        elif control.kind in ("checkbox", "toggle", "button"):
+            target = control.element.find_element("css selector", "input") if control.kind == "checkbox" else control.element
+            action = "clicked"
+
+            def act():
+                target.click()
+        else:
+            raise BrowserTestError(f"the {control.kind} widget {label!r} cannot be operated by NotebookPage yet")
+        self._react(act, what=f"{action} on {label!r}", timeout=timeout)
+        control = self.control(label)  # found again, in case a view was re-rendered
+        box = self.output_box(control)
+
+        def changed():
+            snap = self.snapshot(box)
+            return snap if snap != before else None
+
+        try:
+            after = wait_for(changed, timeout=10.0, interval=0.3, what="the output to change")
+        except BrowserTestError:
+            after = self.snapshot(box)  # unchanged: the caller's assertion says so
+        state_after = self.state(control)
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", box)
+        shots += (self.screenshot(f"{slug(label)}-after"),)
+        return Move(control, action, state_before["value"], state_after["value"], state_before["readout"],
+                    state_after["readout"], before, after, shots)
+
+    def _react(self, act: Callable[[], None], *, what: str, timeout: float) -> None:
+        """Run ``act`` (a user's action) and wait for the kernel's reaction to finish.
+
+        The kernel's status is watched from just before the action: done once it has been busy and has then
+        stayed idle for three polls (the widget update it sent arrives before its idle status).
         """
         self.driver.execute_script(_WATCH_KERNEL, self.name)
-        self.driver.execute_script("arguments[0].focus();", handle)
-        handle.send_keys(key)
+        act()
         stable = {"polls": 0, "seen": -1}
 
         def settled() -> bool:
@@ -350,7 +597,9 @@ class NotebookPage:
             stable["polls"], stable["seen"] = (stable["polls"] + 1 if quiet else 0), count
             return stable["polls"] >= 3
 
-        wait_for(settled, timeout=timeout, interval=0.2, what="the kernel to handle the eps change (busy, then idle)")
+        wait_for(settled, timeout=timeout, interval=0.2,
+                 what=f"the kernel to handle {what} (busy, then idle); a control that never makes the kernel busy "
+                      "sent no update")
 
     def console(self) -> str:
         """The browser console's warnings and errors (for failure messages)."""
