@@ -197,7 +197,7 @@ def test_camera_colours_and_camera_proxies():
     coords = rng.normal(size=(12, 2))
     cameras = np.array([0, 1, 2] * 4)
     fig = plot_embedding(coords, cameras + 1, outlier_label=None, colours=camera_colours(3), legend=True)
-    scatter = [c for c in fig.axes[0].collections if c.get_gid() == "labelled"][0]
+    scatter = next(c for c in fig.axes[0].collections if c.get_gid() == "labelled")
     assert np.allclose(scatter.get_facecolors(), camera_colours(3)[cameras])  # camera c gets colour c
     labels = np.repeat([0, 1], 6)
     proxy_labels, proxy_cameras = np.array([0, 0, 0, 1, 1, 1]), np.array([0, 1, 2, 0, 1, 2])
