@@ -228,7 +228,8 @@ def _parser() -> argparse.ArgumentParser:
                           description="Generate the SynthMarket re-ID dataset in the Market-1501 layout, with a "
                                       "ground-truth part mask per image.")
     data.add_argument("--root", default="data/synthmarket", help="folder to write (default data/synthmarket)")
-    data.add_argument("--preset", default="default", choices=sorted(PRESETS), help="dataset size (default default)")
+    data.add_argument("--preset", default="default", choices=sorted(PRESETS),
+                      help="dataset size and domain (default default; campus: the second domain)")
     data.add_argument("--seed", type=_non_negative, default=0, help="random seed (default 0)")
     data.add_argument("--difficulty", type=float, default=1.0, help="0 = easy, 1 = default, larger = harder")
     data.add_argument("--overwrite", action="store_true", help="replace an existing different dataset")

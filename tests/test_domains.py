@@ -3,6 +3,7 @@ dataset (reidlab.training.domains), and the SpCL / SpCL + Cluster Contrast domai
 
 import copy
 import dataclasses
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -127,13 +128,18 @@ def test_domain_routes_are_checked():
 
 
 # ----------------------------------------------------------------------------- the source dataset
-def test_the_lab_source_is_another_synthmarket_of_the_targets_preset(tiny_synthmarket, reidlab_data_dir):
+def test_the_lab_source_is_the_campus_domain_at_the_targets_size(tiny_synthmarket, reidlab_data_dir):
     config = preset("spcl_uda", scale="tiny")
     assert config.source_dataset == "synthmarket" and config.source_root == ""
     source = load_source_dataset(config, tiny_synthmarket, progress=False)
     assert source.root.resolve() == lab_source_root("tiny").resolve()
     assert source.root.resolve().is_relative_to(reidlab_data_dir.resolve())
-    assert (LAB_SOURCE.seed, LAB_SOURCE.preset) == (2, None)
+    assert (LAB_SOURCE.seed, LAB_SOURCE.preset, LAB_SOURCE.domain) == (2, None, "campus")
+    manifest = json.loads((source.root / "synthmarket.json").read_text())
+    assert (manifest["preset"], manifest["seed"]) == ("tiny_campus", 2)
+    assert source.stats()["train"]["cameras"] == 8 > tiny_synthmarket.stats()["train"]["cameras"]
+    assert lab_source_root("default").name == "synthmarket-campus-uda-source-seed2"
+    assert LAB_SOURCE.preset_for("campus") == "campus"  # a target of the campus domain: the source's seed differs
     assert len(source.train) > 0 and [r.path for r in source.train] != [r.path for r in tiny_synthmarket.train]
     assert load_source_dataset(config, tiny_synthmarket).root == source.root  # generated once, then loaded
 

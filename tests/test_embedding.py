@@ -188,3 +188,24 @@ def test_plot_embeddings_side_by_side():
     assert [len(ax.collections) for ax in fig.axes] == [1, 2]
     with pytest.raises(ValueError, match="at least one labelling"):
         plot_embeddings(coords, {})
+
+
+def test_camera_colours_and_camera_proxies():
+    from reidlab.lab.palette import camera_colours
+
+    rng = np.random.default_rng(0)
+    coords = rng.normal(size=(12, 2))
+    cameras = np.array([0, 1, 2] * 4)
+    fig = plot_embedding(coords, cameras + 1, outlier_label=None, colours=camera_colours(3), legend=True)
+    scatter = next(c for c in fig.axes[0].collections if c.get_gid() == "labelled")
+    assert np.allclose(scatter.get_facecolors(), camera_colours(3)[cameras])  # camera c gets colour c
+    labels = np.repeat([0, 1], 6)
+    proxy_labels, proxy_cameras = np.array([0, 0, 0, 1, 1, 1]), np.array([0, 1, 2, 0, 1, 2])
+    fig = embedding.plot_camera_proxies(coords, labels, cameras, rng.normal(size=(6, 2)), proxy_labels, proxy_cameras)
+    ax = fig.axes[0]
+    assert len(ax.lines) == 12  # every image joined to its (cluster, camera) proxy
+    assert [t.get_text() for t in ax.texts] == ["0", "0", "0", "1", "1", "1"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["camera 1", "camera 2", "camera 3",
+                                                                    "proxy (cluster id beside)"]
+    with pytest.raises(ValueError, match="need coords"):
+        embedding.plot_camera_proxies(coords[:3], labels, cameras, coords[:6], proxy_labels, proxy_cameras)

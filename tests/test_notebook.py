@@ -103,3 +103,19 @@ def test_injected_parameters_are_checked_against_the_declared_ones(tmp_path):
     source = probe_notebook(tmp_path)
     with pytest.raises(ValueError, match="07_probe.ipynb has no parameter 'valeu'; its parameters: scale, value"):
         notebook.run_notebook(source, tmp_path / "out.ipynb", {"valeu": 3}, progress=False)
+
+
+def test_check_claim_states_a_result_or_warns(capsys):
+    assert notebook.check_claim(True, "A is above B", "3 vs 2") is True
+    assert capsys.readouterr().out == "OK: A is above B (3 vs 2)\n"
+    assert notebook.check_claim(False, "A is above B", "1 vs 2") is False
+    assert capsys.readouterr().out == 'WARNING: this run contradicts the claim "A is above B" (1 vs 2)\n'
+
+
+def test_scale_banner_says_what_tiny_numbers_mean(capsys):
+    notebook.scale_banner("tiny")
+    assert "only prove that the code runs" in capsys.readouterr().out
+    notebook.scale_banner("full")
+    assert capsys.readouterr().out == ""
+    with pytest.raises(ValueError):
+        notebook.scale_banner("huge")

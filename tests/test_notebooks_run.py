@@ -1,6 +1,7 @@
 """Every notebook executed by papermill at tiny scale, once per session: its recorded metrics are checked
 by value (below) and against its baseline in tests/baselines/ (tests/regression.py)."""
 
+import numpy as np
 import pytest
 from regression import (
     RERECORD_HINT,
@@ -215,6 +216,36 @@ def test_notebook_05_weighted_memory(tiny_synthmarket, tiny_run):
         assert -1.0 <= row["silhouette"] <= 1.0 and 0.0 <= row["knn_purity"] <= 1.0
     assert 0 < m["embedded_images"] <= len(tiny_synthmarket.train)
     assert 0.0 <= m["top_stripe_background_share"] <= 1.0 and 0.0 <= m["part0_background_share"] <= 1.0
+
+
+@pytest.mark.slow
+def test_notebook_06_domains_and_cameras(tiny_synthmarket, tiny_run):
+    m = tiny_run("06_domains_and_cameras").metrics
+    assert (m["target_cameras"], m["source_cameras"]) == (6, 8)  # SynthMarket and its campus domain
+    assert m["target_train_images"] == len(tiny_synthmarket.train) and m["source_train_images"] > 0
+    # Camera bias: cross-validated accuracies are fractions, chance is the most common camera's share.
+    cameras = np.bincount([r.camid for r in tiny_synthmarket.train])
+    assert sorted(m["camera_bias"]) == ["cap", "cap_cluster_contrast", "cluster_contrast", "start"]
+    for row in m["camera_bias"].values():
+        assert 0 <= row["accuracy"] <= 1 and row["chance"] == pytest.approx(cameras.max() / cameras.sum())
+    assert m["camera_bias"]["start"] == m["camera_bias_start"]
+    assert m["same_camera_pairs"] == pytest.approx(float((cameras / cameras.sum()) @ (cameras / cameras.sum())))
+    for row in m["neighbours"].values():
+        assert 0 <= row["same_camera"] <= 1 and 0 <= row["same_identity"] <= 1
+    # The toy's pulls, the proxies equal to the per-camera means, every run and the Table 1 rows.
+    assert m["toy_pull_intra_norm"] > 0 and m["toy_pull_inter_norm"] > 0
+    assert m["proxy_naive_max_diff"] < 1e-5 and m["proxies_per_cluster"] >= 1
+    methods = ["cap", "cap_cluster_contrast", "cluster_contrast", "cluster_contrast_uda", "spcl_uda"]
+    assert sorted(m["runs"]) == sorted(m["summary"]) == methods
+    for method in methods:
+        assert m["summary"][method]["mAP"] == pytest.approx(m["runs"][method][0]["mAP"])
+    assert sorted(m["domain_gap"]) == ["source-only, on the source", "source-only, on the target",
+                                       "supervised on the target (ceiling)"]
+    assert [row["method"] for row in m["table1"]] == ["Cluster Contrast", "GeM + Cluster Contrast", "SpCL",
+                                                      "SpCL + Cluster Contrast", "CAP", "CAP + Cluster Contrast"]
+    assert m["table1"][1]["lab"] is None and m["table1"][4]["paper"]["market1501"] == [79.2, 91.4]
+    assert sorted(m["orderings_shown"]) == ["cap>cluster_contrast", "cap_cluster_contrast>cluster_contrast",
+                                            "cluster_contrast_uda>spcl_uda", "spcl_uda>cluster_contrast"]
 
 
 @pytest.mark.slow

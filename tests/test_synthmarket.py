@@ -177,6 +177,63 @@ def test_palette_is_shared_and_twins_differ_in_one_part():
     assert all(s.appearance is None or s.appearance.twin_of is None for s in easy)
 
 
+def test_default_domain_reproduces_the_cameras_and_people_drawn_without_one():
+    # SynthDomain's defaults are SynthMarket's own domain: passing it changes nothing.
+    assert sm.sample_cameras(6, seed=3, difficulty=1.0) == sm.sample_cameras(6, seed=3, difficulty=1.0,
+                                                                             domain=sm.SynthDomain())
+    assert sm.PRESETS["default"].domain == sm.SynthDomain() and sm.PRESETS["tiny"].domain == sm.SynthDomain()
+    rng_a, rng_b = np.random.default_rng(7), np.random.default_rng(7)
+    assert sm.sample_appearance(rng_a) == sm.sample_appearance(rng_b, "street")
+
+
+def test_campus_domain_has_its_own_cameras_scenes_sensors_and_clothes():
+    from reidlab.data.synthmarket.appearance import _CLOTHING, _WINTER
+
+    config = sm.PRESETS["campus"]
+    default = sm.PRESETS["default"]
+    # Same size as the lab preset, eight cameras.
+    assert (config.n_train_ids, config.n_test_ids, config.images_per_id) == \
+        (default.n_train_ids, default.n_test_ids, default.images_per_id)
+    assert config.cameras == 8 and sm.PRESETS["tiny_campus"].cameras == 8
+    assert sm.domain_preset("default", "campus") == "campus" and sm.domain_preset("tiny", "campus") == "tiny_campus"
+    assert sm.domain_preset("tiny", None) == "tiny"
+    specs, cameras = sm.plan_samples(sm.PRESETS["tiny_campus"], seed=2, difficulty=1.0)
+    assert {s.camera for s in specs} == set(range(1, 9))
+    assert {c.background for c in cameras} == set(sm.CAMPUS.backgrounds)  # every kind, each twice
+    people = [s.appearance for s in specs if s.appearance is not None]
+    worn = {a.upper for a in people} | {a.lower for a in people} | {a.pattern_colour for a in people}
+    assert worn <= set(_WINTER) and not worn & set(_CLOTHING)
+    # The domain moves every camera: the drawn camera, then coarser, blurrier, warmer (same seed, same draws).
+    plain = sm.sample_cameras(8, seed=2, difficulty=1.0, domain=dataclasses.replace(
+        sm.CAMPUS, palette="street", white_balance=(1.0, 1.0, 1.0), cast_strength=1.0, resolution=1.0, blur=0.0))
+    for moved, drawn in zip(cameras, plain):
+        assert moved.background == drawn.background and moved.colours == drawn.colours
+        assert moved.resolution == pytest.approx(max(0.2, drawn.resolution * sm.CAMPUS.resolution))
+        assert moved.blur_sigma == pytest.approx(drawn.blur_sigma + sm.CAMPUS.blur)
+        expected = np.asarray(drawn.gain) ** sm.CAMPUS.cast_strength * np.asarray(sm.CAMPUS.white_balance)
+        assert moved.gain == pytest.approx(tuple(expected))
+    # Every image renders with a valid mask, the file names stay Market-1501's, c7 and c8 included.
+    spec = next(s for s in specs if s.camera == 8 and s.appearance is not None)
+    image, mask = sm.render_sample(spec, cameras[7])
+    assert image.size == (64, 128) and set(np.unique(np.asarray(mask)).tolist()) <= set(range(6))
+    assert re.match(r"^\d{4}_c8s[1-6]_\d{6}_\d{2}$", spec.stem)
+
+
+def test_domain_manifest_and_validation(tmp_path):
+    micro_campus = dataclasses.replace(MICRO, cameras=8, domain=sm.CAMPUS)
+    root = sm.generate_synthmarket(tmp_path / "campus", config=micro_campus, seed=0, workers=0, progress=False)
+    manifest = json.loads((root / sm.MANIFEST_NAME).read_text())
+    assert manifest["config"]["domain"]["palette"] == "winter" and manifest["config"]["cameras"] == 8
+    plain = sm.generate_synthmarket(tmp_path / "plain", config=MICRO, seed=0, workers=0, progress=False)
+    assert "domain" not in json.loads((plain / sm.MANIFEST_NAME).read_text())["config"]  # as before domains
+    with pytest.raises(ValueError, match="backgrounds must be"):
+        sm.SynthDomain(backgrounds=("tiles", "moon"))
+    with pytest.raises(ValueError, match="palette must be one of"):
+        sm.SynthDomain(palette="summer")
+    with pytest.raises(ValueError, match="resolution must be"):
+        sm.SynthDomain(resolution=0.0)
+
+
 def test_interrupted_generation_leaves_nothing_loadable(tmp_path, monkeypatch):
     written = []
 
@@ -236,7 +293,7 @@ def test_existing_root_is_reused_refused_or_overwritten(tiny, tmp_path, monkeypa
 
 
 def test_invalid_arguments_are_explained(tmp_path):
-    with pytest.raises(ValueError, match=r"preset must be one of \['default', 'tiny'\], got 'huge'"):
+    with pytest.raises(ValueError, match=r"preset must be one of \['campus', 'default', 'tiny', 'tiny_campus'\], got 'huge'"):
         sm.generate_synthmarket(tmp_path / "x", preset="huge")
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         sm.generate_synthmarket(tmp_path / "x", seed=-1)
@@ -244,8 +301,8 @@ def test_invalid_arguments_are_explained(tmp_path):
         sm.generate_synthmarket(tmp_path / "x", difficulty=-0.5)
     with pytest.raises(ValueError, match=r"images_per_id must be .* 4 <= low <= high, got \(3, 8\)"):
         sm.SynthMarketConfig(images_per_id=(3, 8))
-    with pytest.raises(ValueError, match="cameras must be in 2..6, got 7"):
-        sm.SynthMarketConfig(cameras=7)
+    with pytest.raises(ValueError, match="cameras must be in 2..9, got 10"):
+        sm.SynthMarketConfig(cameras=10)
     assert not (tmp_path / "x").exists()
 
 

@@ -305,3 +305,42 @@ def test_mu_toy_slider_drives_the_pull():
     assert isinstance(toy.static_figure(), Figure)
     with pytest.raises(ValueError, match="pass the query"):
         MuToy(memory=HardHybridMemory.from_labels(*toy_clusters(), num_instances=2))
+
+
+# ----------------------------------------------------------------------------- CAP's camera pulls (notebook 06)
+def test_camera_pull_equals_the_naive_gradients_of_cap_losses():
+    from reidlab.lab.toy import CameraToy, camera_pull, toy_camera_clusters
+    from reidlab.memory import CameraProxyMemory
+
+    features, labels, cameras = toy_camera_clusters(seed=1)
+    assert features.shape == (5 * 3 * 4, 2) and np.allclose(np.linalg.norm(features, axis=1), 1, atol=1e-6)
+    memory = CameraProxyMemory.from_labels(features, labels, cameras, temperature=0.2, cross_camera_weight=0.5,
+                                           negatives=4)
+    index = 7
+    pull = camera_pull(memory, features[index], index)
+    # Naive CAP losses for one sample, from docs/methods.md 4.6.
+    q = torch.tensor(features[index]).requires_grad_(True)
+    proxies, proxy_labels, proxy_cameras = memory.proxies, memory.proxy_labels, memory.proxy_cameras
+    own = int(memory.sample_proxies[index])
+    logits = proxies @ q / 0.2
+    same_camera = proxy_cameras == proxy_cameras[own]
+    intra = -(logits[own] - torch.logsumexp(logits[same_camera], 0))
+    positive = proxy_labels == proxy_labels[own]
+    others = torch.where(~positive)[0]
+    hard = others[torch.argsort(logits.detach()[others], descending=True)[:4]]
+    chosen = torch.cat([torch.where(positive)[0], hard])
+    inter = -(logits[positive] - torch.logsumexp(logits[chosen], 0)).mean()
+    (g_intra,) = torch.autograd.grad(intra, q, retain_graph=True)
+    (g_inter,) = torch.autograd.grad(0.5 * inter, q)
+    assert np.allclose(pull["pull_intra"], -g_intra.numpy(), atol=1e-5)
+    assert np.allclose(pull["pull_inter"], -g_inter.numpy(), atol=1e-5)
+    assert np.allclose(pull["pull_total"], pull["pull_intra"] + pull["pull_inter"], atol=1e-6)
+    assert sorted(pull["negatives"].tolist()) == sorted(hard.tolist())
+    assert sorted(pull["positives"].tolist()) == torch.where(positive)[0].tolist()
+    toy = CameraToy()
+    toy.weight_slider.value = 0.0  # no inter-camera pull without its weight
+    toy.static_figure()
+    assert np.allclose(toy.last_pull_["pull_inter"], 0)
+    toy.weight_slider.value, toy.negatives_slider.value = 1.0, 2
+    toy.static_figure()
+    assert len(toy.last_pull_["negatives"]) == 2 and np.linalg.norm(toy.last_pull_["pull_inter"]) > 0

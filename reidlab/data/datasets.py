@@ -435,7 +435,8 @@ class SynthMarket(_MarketLayoutDataset):
     ``{bounding_box_train,query,bounding_box_test}/*.jpg`` named as Market-1501,
     ``masks/<split folder>/<same stem>.png`` and the manifest ``synthmarket.json``, which the
     generator writes last with ``"complete": true``. A folder without a complete manifest is refused:
-    its generation was interrupted. Cameras 1-6 as in Market-1501 (the generator's maximum). Every
+    its generation was interrupted. Cameras 1-6 as in Market-1501, or as many as the manifest says (its
+    ``campus`` domain has 8; the generator's maximum is 9). Every
     record carries ``mask_path`` (not checked file by file). ``root`` may be the dataset folder, or a
     folder containing ``SynthMarket/`` or ``synthmarket/``.
     """
@@ -481,6 +482,9 @@ class SynthMarket(_MarketLayoutDataset):
         )
 
     def load_splits(self, root: Path) -> tuple[list[Record], list[Record], list[Record]]:
+        # the manifest says how many cameras this SynthMarket has (6 unless its config says otherwise)
+        manifest = json.loads((root / self.MANIFEST).read_text(encoding="utf-8"))
+        self.num_cameras = int(manifest.get("config", {}).get("cameras", type(self).num_cameras))
         splits = super().load_splits(root)
         with_masks = []
         for split_dir, records in zip(_MARKET_SPLIT_DIRS, splits):

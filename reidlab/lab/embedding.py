@@ -21,10 +21,10 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
 from reidlab.cluster.neighbors import as_float32_array
-from reidlab.lab.palette import OUTLIER_COLOUR, identity_colours
+from reidlab.lab.palette import OUTLIER_COLOUR, camera_colours, identity_colours
 from reidlab.plotting import Figure
 
-__all__ = ["EMBEDDINGS", "EmbeddingCache", "embed_2d", "plot_embedding", "plot_embeddings"]
+__all__ = ["EMBEDDINGS", "EmbeddingCache", "embed_2d", "plot_camera_proxies", "plot_embedding", "plot_embeddings"]
 
 EMBEDDINGS = ("tsne", "umap")
 # Fewest samples embed_2d accepts: t-SNE's perplexity (N - 1) / 3 must stay >= 1, UMAP needs neighbours.
@@ -153,8 +153,9 @@ def plot_embedding(
     legend: bool = False,
     max_colours: int = 20,
     s: float = 8,
+    colours: np.ndarray | None = None,
 ) -> Figure:
-    """Scatter ``coords`` coloured by ``labels`` (true identities or pseudo-labels).
+    """Scatter ``coords`` coloured by ``labels`` (true identities, pseudo-labels or cameras).
 
     Labels are sorted and the k-th label gets colour ``k mod max_colours`` of :func:`reidlab.lab.palette.identity_colours`, so the
     colours are deterministic, and DBSCAN's pseudo-labels 0..C-1 get colour ``label mod max_colours``.
@@ -171,6 +172,8 @@ def plot_embedding(
         legend: add a legend (one entry per label up to ``max_colours`` labels, plus the outliers).
         max_colours: palette size (1..54).
         s: marker size of the labelled samples (outliers use 0.75 s).
+        colours: ``(k, 4)`` RGBA palette instead of the identity palette, e.g.
+            :func:`reidlab.lab.palette.camera_colours` to colour by camera (``max_colours`` is then ``k``).
 
     Returns:
         The figure that holds the axes.
@@ -182,7 +185,8 @@ def plot_embedding(
     labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     if coords.ndim != 2 or coords.shape[1] != 2 or labels.shape != (coords.shape[0],):
         raise ValueError(f"need coords (N, 2) and labels (N,), got shapes {coords.shape} and {labels.shape}")
-    palette = identity_colours(max_colours)
+    palette = identity_colours(max_colours) if colours is None else np.asarray(colours)
+    max_colours = len(palette)
     if ax is None:
         fig = Figure(figsize=(5, 5), layout="constrained")
         ax = fig.add_subplot()
@@ -238,3 +242,61 @@ def plot_embeddings(
     for ax, (name, labels) in zip(axes, labelings.items()):
         plot_embedding(coords, labels, ax=ax, title=name, **kwargs)
     return fig
+
+
+def plot_camera_proxies(
+    coords: np.ndarray,
+    labels: np.ndarray,
+    cameras: np.ndarray,
+    proxy_coords: np.ndarray,
+    proxy_labels: np.ndarray,
+    proxy_cameras: np.ndarray,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """CAP's camera-aware proxies on a 2-D embedding: images and their (cluster, camera) proxies.
+
+    Every image is a dot, every proxy a large diamond with a black edge, both in their camera's colour
+    (:func:`reidlab.lab.palette.camera_colours`); each proxy is labelled with its cluster id, and the members of
+    one cluster are joined to their proxy by thin lines (docs/methods.md, section 4.6). Embed the images and
+    the proxies *together* (one :func:`embed_2d` call on the stacked features), so that both share the map.
+
+    Args:
+        coords: (N, 2) the images' coordinates; labels (N,) their clusters; cameras (N,) their cameras (0-based).
+        proxy_coords: (P, 2) the proxies' coordinates; proxy_labels, proxy_cameras (P,) their cluster and camera.
+        ax: axes to draw into; a new figure when None.
+        title: axes title.
+    """
+    coords, proxy_coords = np.asarray(coords, dtype=np.float64), np.asarray(proxy_coords, dtype=np.float64)
+    labels, cameras = np.asarray(labels), np.asarray(cameras)
+    proxy_labels, proxy_cameras = np.asarray(proxy_labels), np.asarray(proxy_cameras)
+    if coords.shape != (len(labels), 2) or cameras.shape != labels.shape:
+        raise ValueError(f"need coords (N, 2), labels and cameras (N,), got {coords.shape}, {labels.shape}, "
+                         f"{cameras.shape}")
+    if proxy_coords.shape != (len(proxy_labels), 2) or proxy_cameras.shape != proxy_labels.shape:
+        raise ValueError(f"need proxy_coords (P, 2), proxy_labels and proxy_cameras (P,), got {proxy_coords.shape}, "
+                         f"{proxy_labels.shape}, {proxy_cameras.shape}")
+    palette = camera_colours(int(max(cameras.max(), proxy_cameras.max())) + 1)
+    if ax is None:
+        fig = Figure(figsize=(6.5, 5), layout="constrained")
+        ax = fig.add_subplot()
+    for p, (cluster, camera) in enumerate(zip(proxy_labels, proxy_cameras)):
+        for point in coords[(labels == cluster) & (cameras == camera)]:
+            ax.plot(*np.stack([point, proxy_coords[p]]).T, color=palette[camera], lw=0.5, alpha=0.5, zorder=1)
+    ax.scatter(*coords.T, s=14, c=palette[cameras], linewidths=0, zorder=2)
+    ax.scatter(*proxy_coords.T, s=110, marker="D", c=palette[proxy_cameras], edgecolors="k", linewidths=0.8,
+               zorder=3)
+    for (x, y), cluster in zip(proxy_coords, proxy_labels):
+        ax.annotate(str(int(cluster)), (x, y), xytext=(5, 5), textcoords="offset points", fontsize=7, zorder=4)
+    handles = [Line2D([], [], linestyle="", marker="o", markersize=5, color=palette[c], label=f"camera {c + 1}")
+               for c in np.unique(np.concatenate([cameras, proxy_cameras]))]
+    handles.append(Line2D([], [], linestyle="", marker="D", markersize=7, color="w", markeredgecolor="k",
+                          label="proxy (cluster id beside)"))
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_aspect("equal", adjustable="datalim")
+    if title is not None:
+        ax.set_title(title, fontsize=10)
+    return ax.get_figure()

@@ -123,6 +123,38 @@ def record(**metrics: Any) -> None:
         display({METRICS_MIME: values, "text/plain": text}, raw=True)
 
 
+_SCALE_NOTES = {
+    "tiny": "TINY SCALE: a few images, iterations and epochs. The numbers below only prove that the code runs; "
+            "they say nothing about how the methods compare (run at lab scale for that).",
+    "lab": "LAB SCALE: LabNet on SynthMarket on a CPU, short schedules. The numbers show the shape of the papers' "
+           "comparisons (which is above which), not their values.",
+}
+
+
+def scale_banner(scale: str) -> None:
+    """Print what the numbers of a notebook run at ``scale`` can and cannot show, framed so it cannot be missed
+    (tiny: they only prove that the code runs; lab: shapes, not the papers' values; full: nothing)."""
+    note = _SCALE_NOTES.get(check_scale(scale))
+    if note:
+        rule = "=" * 100
+        print(f"{rule}\n{note}\n{rule}")
+
+
+def check_claim(holds: bool, claim: str, evidence: str = "") -> bool:
+    """State a result sentence only as far as this run supports it.
+
+    Prints ``claim`` with its ``evidence`` (the numbers) when ``holds``; otherwise a visible warning that this
+    run contradicts it, with the same numbers. Notebook text that states a result goes through here, so a run
+    whose numbers say otherwise never sits under a sentence that says the opposite.
+
+    Returns:
+        ``holds``, as a bool.
+    """
+    suffix = f" ({evidence})" if evidence else ""
+    print(f"OK: {claim}{suffix}" if holds else f"WARNING: this run contradicts the claim \"{claim}\"{suffix}")
+    return bool(holds)
+
+
 def _short(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"

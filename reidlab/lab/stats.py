@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -9,7 +11,8 @@ from scipy.stats import spearmanr
 
 from reidlab.cluster.neighbors import knn_search
 
-__all__ = ["group_means", "knn_precision", "rank_correlation", "relative_to_identity"]
+__all__ = ["CameraPrediction", "camera_predictability", "group_means", "knn_precision", "rank_correlation",
+           "relative_to_identity"]
 
 
 def knn_precision(features: torch.Tensor | np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
@@ -37,3 +40,80 @@ def relative_to_identity(values, pids) -> np.ndarray:
     values, pids = np.asarray(values), np.asarray(pids)
     medians = {p: np.median(values[pids == p]) for p in np.unique(pids)}
     return values / np.maximum([medians[p] for p in pids], 1e-6)
+
+
+@dataclass(frozen=True)
+class CameraPrediction:
+    """How well the camera of an image can be told from its feature (:func:`camera_predictability`).
+
+    Attributes:
+        accuracy: mean held-out accuracy over the folds.
+        fold_accuracies: ``(folds,)`` the accuracy of every fold.
+        chance: the accuracy of always guessing the most common camera.
+        folds: number of folds.
+    """
+
+    accuracy: float
+    fold_accuracies: tuple[float, ...]
+    chance: float
+    folds: int
+
+    @property
+    def std(self) -> float:
+        """Standard deviation of the fold accuracies."""
+        return float(np.std(self.fold_accuracies))
+
+    def __str__(self) -> str:
+        return (f"camera accuracy {100 * self.accuracy:.1f}% +- {100 * self.std:.1f} ({self.folds} folds), "
+                f"chance {100 * self.chance:.1f}%")
+
+
+def camera_predictability(features, cameras, *, groups=None, folds: int = 5, seed: int = 0) -> CameraPrediction:
+    """Cross-validated accuracy of a linear classifier that predicts the camera from the feature.
+
+    A measure of *camera bias* (CAP, Wang et al. AAAI 2021, section 1; docs/methods.md, section 4.6): if a
+    logistic regression on the L2-normalised features names the camera of held-out images well above chance,
+    the features still encode the camera (its colour cast, background, sensor), which a re-ID feature should
+    ignore. With ``groups`` (the identities), folds are split by group (scikit-learn's
+    ``StratifiedGroupKFold``): the classifier is tested on people it has not seen, so it cannot name the
+    camera by recognising a person filmed there.
+
+    Args:
+        features: ``(N, D)`` features (NumPy or torch), L2-normalised here.
+        cameras: ``(N,)`` the camera of every image.
+        groups: ``(N,)`` identities (or None: stratified folds by camera).
+        folds: number of cross-validation folds, at least 2.
+        seed: shuffles the folds.
+
+    Returns:
+        A :class:`CameraPrediction` (``accuracy``, ``fold_accuracies``, ``chance``).
+
+    Raises:
+        ValueError: shapes disagree, fewer than two cameras, or too few samples for ``folds``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    x = F.normalize(torch.as_tensor(features).float(), dim=1).numpy()
+    cameras = np.asarray(cameras)
+    if x.ndim != 2 or cameras.shape != (x.shape[0],):
+        raise ValueError(f"need features (N, D) and cameras (N,), got shapes {x.shape} and {cameras.shape}")
+    values, counts = np.unique(cameras, return_counts=True)
+    if len(values) < 2:
+        raise ValueError(f"need at least two cameras to predict one, got {values.tolist()}")
+    if int(folds) != folds or folds < 2 or len(cameras) < 2 * folds:
+        raise ValueError(f"folds must be an integer >= 2 with at least 2 samples per fold, got folds={folds} for "
+                         f"N={len(cameras)}")
+    if groups is None:
+        splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, cameras)
+    else:
+        groups = np.asarray(groups)
+        if groups.shape != cameras.shape:
+            raise ValueError(f"groups must be (N,) like cameras, got shape {groups.shape}")
+        splits = StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(x, cameras, groups)
+    accuracies = []
+    for train, test in splits:
+        classifier = LogisticRegression(max_iter=2000).fit(x[train], cameras[train])
+        accuracies.append(float((classifier.predict(x[test]) == cameras[test]).mean()))
+    return CameraPrediction(float(np.mean(accuracies)), tuple(accuracies), float(counts.max() / counts.sum()),
+                            int(folds))

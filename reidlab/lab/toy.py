@@ -13,8 +13,13 @@ features; nothing re-implements their maths:
 * :func:`query_pull` differentiates HHCL's two loss terms (L_cls, HHCL Eq. 3; L_ins, Eqs. 5-7) with
   respect to one query and weighs them as Eq. 2 does; :func:`plot_query_pull` draws the pull of each.
   Taught in ``notebooks/03_hard_mining.ipynb``.
-* :class:`MemoryToy` and :class:`MuToy` put sliders on them (ipywidgets); their ``static_figure`` draws the
-  current state, because an executed notebook keeps figures but not the output of live widgets.
+* :func:`toy_camera_clusters` adds cameras that shift every image of a camera the same way (camera bias);
+  :func:`camera_pull` differentiates CAP's intra- and inter-camera losses (:class:`CameraProxyMemory`) with
+  respect to one sample and :func:`plot_camera_pull` draws the proxies and both pulls. Taught in
+  ``notebooks/06_domains_and_cameras.ipynb``.
+* :class:`MemoryToy`, :class:`MuToy` and :class:`CameraToy` put sliders on them (ipywidgets); their
+  ``static_figure`` draws the current state, because an executed notebook keeps figures but not the output
+  of live widgets.
 
 DOM contract (tests/test_browser.py relies on it): each toy's widget shows, above its plot, an
 ``ipywidgets.HTML`` with the CSS class ``reidlab-toy-summary`` holding the one line of its ``describe()``,
@@ -34,21 +39,31 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.patches import Circle
 
+from reidlab.lab.palette import camera_colours
 from reidlab.lab.widgets import png_output
-from reidlab.memory import ClusterMemory, HardHybridMemory, HybridMemory
+from reidlab.memory import (
+    CameraProxyMemory,
+    ClusterMemory,
+    HardHybridMemory,
+    HybridMemory,
+)
 from reidlab.plotting import Figure
 
 __all__ = [
     "MEMORY_KINDS",
     "TOY_SUMMARY_CLASS",
+    "CameraToy",
     "MemoryToy",
     "MuToy",
+    "camera_pull",
+    "plot_camera_pull",
     "plot_memory_update",
     "plot_query_pull",
     "plot_row_softmax",
     "query_pull",
     "row_softmax",
     "toy_batch",
+    "toy_camera_clusters",
     "toy_clusters",
     "toy_update_step",
 ]
@@ -697,6 +712,183 @@ class MuToy:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target={self.target}, mu={self.mu_slider.value})"
+
+
+# ---------------------------------------------------------------------------------------------- camera proxies
+
+
+def toy_camera_clusters(
+    n_clusters: int = 5, cameras: int = 3, per_camera: int = 4, *, camera_shift: float = 0.6, spread: float = 0.08,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clusters of unit vectors seen by cameras that bias them: camera bias on the circle.
+
+    Cluster centres are evenly spaced with a random rotation (as :func:`toy_clusters`); camera ``c`` adds the
+    same angle ``camera_shift * (c - (cameras - 1) / 2)`` to every image it sees, as a colour cast moves every
+    feature of a camera the same way; each image adds Gaussian noise of ``spread`` radians.
+
+    Returns:
+        ``features (N, 2)`` float32 unit rows, ``labels (N,)`` cluster ids and ``cameras (N,)`` camera ids
+        0..cameras-1, cluster by cluster and camera by camera (N = n_clusters * cameras * per_camera).
+    """
+    if min(n_clusters, cameras, per_camera) < 1:
+        raise ValueError(f"n_clusters, cameras and per_camera must be >= 1, got {n_clusters}, {cameras}, {per_camera}")
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0.0, 2 * np.pi) + 2 * np.pi * np.arange(n_clusters) / n_clusters
+    labels = np.repeat(np.arange(n_clusters, dtype=np.int64), cameras * per_camera)
+    camera_ids = np.tile(np.repeat(np.arange(cameras, dtype=np.int64), per_camera), n_clusters)
+    angles = centres[labels] + camera_shift * (camera_ids - (cameras - 1) / 2) + spread * rng.standard_normal(
+        labels.size)
+    return np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32), labels, camera_ids
+
+
+def camera_pull(memory: CameraProxyMemory, query: np.ndarray | torch.Tensor, index: int) -> dict[str, Any]:
+    """The pull of CAP's two losses on one sample: the negative gradients of ``intra`` and of the weighted ``inter``.
+
+    ``memory.loss_terms`` (docs/methods.md, section 4.6) is differentiated with respect to a copy of the
+    sample's feature; the sample's proxy (and so its cluster and camera) comes from its dataset ``index``.
+    The inter-camera term carries the memory's ``cross_camera_weight``, as in training.
+
+    Returns:
+        NumPy values: ``query (D,)`` (normalised), ``proxy`` (its own proxy), ``loss_intra``, ``loss_inter``;
+        ``pull_intra``, ``pull_inter`` and ``pull_total`` (D,); ``positives`` (proxy ids of its cluster, every
+        camera), ``negatives`` (the hard negative proxies the inter-camera term uses) and ``own_camera`` (the
+        proxies the intra-camera term contrasts with).
+    """
+    q = F.normalize(torch.as_tensor(query, dtype=memory.proxies.dtype).detach().clone(), dim=0)[None]
+    q.requires_grad_(True)
+    indexes = torch.tensor([int(index)])
+    terms = memory.loss_terms(q, indexes=indexes)
+    (grad_intra,) = torch.autograd.grad(terms["intra"], q, retain_graph=True)
+    grad_inter = torch.autograd.grad(terms["inter"], q)[0] if terms["inter"].requires_grad else torch.zeros_like(q)
+    proxy = int(memory.sample_proxies[int(index)])
+    cluster, camera = memory.proxy_labels[proxy], memory.proxy_cameras[proxy]
+    positives = torch.nonzero(memory.proxy_labels == cluster).flatten()
+    similarity = (q.detach() @ memory.proxies.t())[0].masked_fill(memory.proxy_labels == cluster, float("-inf"))
+    top = similarity.topk(min(memory.negatives, memory.num_proxies))
+    negatives = top.indices[top.values > float("-inf")] if memory.cross_camera else top.indices[:0]
+    return {
+        "query": q.detach()[0].numpy(), "proxy": proxy,
+        "loss_intra": float(terms["intra"].detach()), "loss_inter": float(terms["inter"].detach()),
+        "pull_intra": -grad_intra[0].numpy(), "pull_inter": -grad_inter[0].numpy(),
+        "pull_total": -(grad_intra + grad_inter)[0].numpy(),
+        "positives": positives.numpy(), "negatives": negatives.numpy(),
+        "own_camera": torch.nonzero(memory.proxy_cameras == camera).flatten().numpy(),
+    }
+
+
+def plot_camera_pull(
+    memory: CameraProxyMemory, features: np.ndarray, labels: np.ndarray, cameras: np.ndarray, index: int, *,
+    ax: Axes | None = None,
+) -> Figure:
+    """CAP's proxies and its two pulls on one sample in the 2-D toy (notebook ``06_domains_and_cameras``).
+
+    Images are small dots, proxies large markers, both in their camera's colour, with the cluster id written
+    beside each proxy; the sample is a black star; green rings mark its positives (every proxy of its
+    cluster), red rings the hard negative proxies of the inter-camera term. Arrows: the intra-camera pull,
+    the (weighted) inter-camera pull and their sum, to one scale (the longest is 0.6 long; the legend gives
+    the true lengths).
+    """
+    if memory.feature_dim != 2:
+        raise ValueError(f"plot_camera_pull draws 2-D memories, got feature dimension {memory.feature_dim}")
+    pull = camera_pull(memory, features[index], index)
+    fig, ax = _circle_axes(ax)
+    palette = camera_colours(int(max(cameras.max(), memory.proxy_cameras.max())) + 1)
+    ax.scatter(*np.asarray(features).T, s=12, color=palette[cameras], alpha=0.6, linewidths=0)
+    proxies = memory.proxies.numpy()
+    ax.scatter(*proxies.T, s=90, marker="D", color=palette[memory.proxy_cameras.numpy()], edgecolors="k",
+               linewidths=0.6, zorder=3)
+    for p, (x, y) in enumerate(proxies):
+        ax.annotate(str(int(memory.proxy_labels[p])), (1.13 * x, 1.13 * y), ha="center", va="center", fontsize=7)
+    ax.scatter(*proxies[pull["positives"]].T, s=230, facecolors="none", edgecolors="tab:green", linewidths=2,
+               zorder=4, label="positives: its cluster's proxies")
+    if len(pull["negatives"]):
+        ax.scatter(*proxies[pull["negatives"]].T, s=230, facecolors="none", edgecolors="tab:red", linewidths=2,
+                   zorder=4, label=f"{len(pull['negatives'])} hard negative proxies")
+    q = pull["query"]
+    ax.scatter(*q, marker="*", s=220, color="k", zorder=6,
+               label=f"sample (cluster {int(labels[index])}, camera {int(cameras[index])})")
+    scale = 0.6 / max(np.linalg.norm(pull["pull_intra"]), np.linalg.norm(pull["pull_inter"]), 1e-12)
+    for key, colour, width, name in (("pull_total", "0.35", 4.0, "total"), ("pull_intra", "tab:blue", 1.8, "intra"),
+                                     ("pull_inter", "tab:orange", 1.8, "weight x inter")):
+        v = pull[key]
+        if np.linalg.norm(v) > 1e-9:
+            ax.annotate("", xy=q + scale * v, xytext=q, zorder=7,
+                        arrowprops={"arrowstyle": "-|>", "color": colour, "lw": width, "shrinkA": 0, "shrinkB": 0})
+        ax.plot([], [], color=colour, lw=width, label=f"{name} pull |{np.linalg.norm(v):.2f}|")
+    for camera in range(len(palette)):
+        ax.scatter([], [], marker="D", color=palette[camera], label=f"camera {camera}")
+    ax.set_title(f"weight {memory.cross_camera_weight:g}, k = {memory.negatives}: L_intra {pull['loss_intra']:.2f}, "
+                 f"weighted L_inter {pull['loss_inter']:.2f}", fontsize=9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False, markerscale=0.6)
+    return fig
+
+
+class CameraToy:
+    """Sliders for the inter-camera weight and the number of hard negative proxies on CAP's pulls (notebook 06).
+
+    The toy (:func:`toy_camera_clusters`) has clusters whose cameras shift their images the same way, so a
+    camera's proxies of *different* clusters lie close together: they are the hard negatives. The intra-camera
+    loss only separates clusters within a camera; the inter-camera loss pulls the sample towards its cluster's
+    proxies in the other cameras and away from the k hardest negatives.
+
+    Args:
+        weight: initial inter-camera weight (CAP: 0.5).
+        negatives: initial k (CAP: 50; the toy has few proxies, so the slider stops at their number).
+        temperature: tau of the proxy logits (CAP: 0.07).
+        seed: seed of the toy data.
+
+    Attributes:
+        weight_slider, negatives_slider, output: the widgets.
+        last_pull_: the :func:`camera_pull` result shown.
+    """
+
+    def __init__(self, *, weight: float = 0.5, negatives: int = 3, temperature: float = 0.2, seed: int = 0) -> None:
+        self.features, self.labels, self.cameras = toy_camera_clusters(seed=seed)
+        self.temperature = float(temperature)
+        proxies = CameraProxyMemory.from_labels(self.features, self.labels, self.cameras)
+        members = np.flatnonzero((self.labels == 0) & (self.cameras == 0))
+        self.index = int(members[0])  # a sample of cluster 0 in the first camera
+        self.weight_slider = ipywidgets.FloatSlider(value=weight, min=0.0, max=2.0, step=0.1,
+                                                    description="crosscam_weight", readout_format=".1f",
+                                                    style={"description_width": "initial"})
+        self.negatives_slider = ipywidgets.IntSlider(value=negatives, min=1, max=proxies.num_proxies,
+                                                     description="crosscam_negatives",
+                                                     style={"description_width": "initial"})
+        self.output = ipywidgets.Output()
+        self.last_pull_: dict[str, Any] | None = None
+        for slider in (self.weight_slider, self.negatives_slider):
+            slider.observe(self._on_change, names="value")
+        self._box = ipywidgets.VBox([ipywidgets.HBox([self.weight_slider, self.negatives_slider]), self.output])
+        self._refresh()
+
+    def memory(self) -> CameraProxyMemory:
+        """The proxy memory of the toy at the sliders' values."""
+        return CameraProxyMemory.from_labels(
+            self.features, self.labels, self.cameras, temperature=self.temperature, cross_camera=True,
+            cross_camera_weight=float(self.weight_slider.value), negatives=int(self.negatives_slider.value))
+
+    def static_figure(self) -> Figure:
+        """The current state (:func:`plot_camera_pull`); stores the pull as ``last_pull_``."""
+        memory = self.memory()
+        self.last_pull_ = camera_pull(memory, self.features[self.index], self.index)
+        fig = Figure(figsize=(8.0, 4.8), layout="constrained")
+        plot_camera_pull(memory, self.features, self.labels, self.cameras, self.index, ax=fig.add_subplot())
+        return fig
+
+    def widget(self) -> ipywidgets.VBox:
+        """The sliders above the output."""
+        return self._box
+
+    def _on_change(self, change: dict[str, Any]) -> None:
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.output.outputs = (png_output(self.static_figure()),)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(weight={self.weight_slider.value}, "
+                f"negatives={self.negatives_slider.value})")
 
 
 # ---------------------------------------------------------------------------------------------- helpers

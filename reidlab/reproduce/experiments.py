@@ -734,8 +734,9 @@ NOTES = [
     "the real datasets.",
     "SCWM's numbers (and its PPLR baseline's) use a SYNTH-PEDES-pretrained ResNet-50; reidlab's full "
     "scale starts from ImageNet weights, as SpCL, Cluster Contrast and HHCL do.",
-    "Domain adaptation (source -> target): at lab and tiny scale the labelled source is another SynthMarket "
-    "(reidlab.training.domains.LAB_SOURCE), standing in for MSMT17 or Market-1501.",
+    "Domain adaptation (source -> target): at lab and tiny scale the labelled source is SynthMarket's campus "
+    "domain (eight cameras, other scenes, sensors and clothes; reidlab.training.domains.LAB_SOURCE), standing in "
+    "for MSMT17 or Market-1501.",
 ]
 
 

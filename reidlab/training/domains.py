@@ -24,7 +24,8 @@ sample's class is S + its pseudo-label and its row S + its dataset index (``SpCL
 
 Where the source comes from: ``TrainConfig.source_dataset`` names it and ``TrainConfig.source_root`` says
 where it is (:func:`load_source_dataset`); a :class:`reidlab.training.Trainer` given ``source=`` uses that
-dataset instead. At lab and tiny scale the source is :data:`LAB_SOURCE`, another SynthMarket.
+dataset instead. At lab and tiny scale the source is :data:`LAB_SOURCE`, a SynthMarket of another domain
+(the ``campus`` presets: other cameras, scenes, sensors and clothes).
 
 To be taught in notebook 06 (domain adaptation and camera-aware proxies).
 """
@@ -66,27 +67,41 @@ class SourceSynthMarket:
         seed: its generation seed.
         preset: its SynthMarket preset; None: the preset of the target SynthMarket (``tiny`` at tiny scale,
             ``default`` at lab scale), so that source and target have the same size.
+        domain: its domain (:func:`reidlab.data.synthmarket.domain_preset`: ``"campus"`` turns ``tiny`` into
+            ``tiny_campus`` and ``default`` into ``campus``); None: the preset's own domain.
     """
 
     seed: int = 2
     preset: str | None = None
+    domain: str | None = "campus"
+
+    def preset_for(self, target_preset: str) -> str:
+        """The preset this source is generated with, next to a target generated with ``target_preset``."""
+        from reidlab.data.synthmarket import PRESETS, domain_preset
+
+        size = self.preset or (target_preset if target_preset in PRESETS else "default")  # "custom": the lab size
+        if self.domain is None or PRESETS[size].domain != PRESETS["default"].domain:
+            return size  # the preset's own domain, or a preset that already is another domain
+        return domain_preset(size, self.domain)
 
 
 # The labelled source of every lab- and tiny-scale domain-adaptation run, reidlab's stand-in for a second
-# real dataset (MSMT17 -> Market-1501 in the papers). reidlab's choice: a SynthMarket generated with another
-# seed (new identities, camera colour casts and backgrounds). Seed 0 is the target; seed 1 pretrains the lab
-# start model (reidlab's stand-in for ImageNet, source_pretrained_model), so the source is seed 2: as
-# MSMT17 is not ImageNet, the labelled source is not the set the start model was pretrained on.
-LAB_SOURCE = SourceSynthMarket(seed=2)
+# real dataset (MSMT17 -> Market-1501 in the papers). reidlab's choice: SynthMarket's second domain, "campus"
+# (reidlab.data.synthmarket.CAMPUS: eight cameras in other places and light, coarser sensors, winter
+# clothes), as real datasets differ from each other, at the target's size. Seed 0 is the target; seed 1
+# pretrains the lab start model (reidlab's stand-in for ImageNet, source_pretrained_model), so the source is
+# seed 2: as MSMT17 is not ImageNet, the labelled source is not the set the start model was pretrained on.
+LAB_SOURCE = SourceSynthMarket(seed=2, domain="campus")
 
 # The source loader's seeds are a stream of their own, apart from the target loader's (loader_seed).
 _SOURCE_SEED_STREAM = 2**32
 
 
 def lab_source_root(preset: str, source: SourceSynthMarket = LAB_SOURCE) -> Path:
-    """Where the lab source SynthMarket of ``preset`` lives: ``data_dir()/synthmarket-<preset>-source-seed<seed>``
-    (``-uda-``, to keep it apart from the folders of :func:`reidlab.training.source_pretrained_model`)."""
-    return data_dir() / f"synthmarket-{preset}-uda-source-seed{source.seed}"
+    """Where the lab source SynthMarket next to a target of ``preset`` lives:
+    ``data_dir()/synthmarket-<source preset>-uda-source-seed<seed>`` (``-uda-``, to keep it apart from the
+    folders of :func:`reidlab.training.source_pretrained_model`)."""
+    return data_dir() / f"synthmarket-{source.preset_for(preset)}-uda-source-seed{source.seed}"
 
 
 def _synthmarket_preset(dataset: ReIDDataset) -> str | None:
@@ -101,8 +116,8 @@ def load_source_dataset(config: Any, target: ReIDDataset, *, progress: bool = Tr
     """The labelled source dataset of a domain-adaptation run of ``config`` on ``target``.
 
     * ``config.source_root`` set: ``config.source_dataset`` loaded from there.
-    * ``source_dataset="synthmarket"`` without a root: :data:`LAB_SOURCE`, generated on first use under
-      :func:`lab_source_root`.
+    * ``source_dataset="synthmarket"`` without a root: :data:`LAB_SOURCE` (SynthMarket's campus domain at the
+      target's size), generated on first use under :func:`lab_source_root`.
     * a real dataset without a root: looked for beside the target, in the folder that holds the target's
       folder and in the one above it (``reidlab reproduce --data-root DIR`` holds every dataset in DIR).
 
@@ -117,11 +132,12 @@ def load_source_dataset(config: Any, target: ReIDDataset, *, progress: bool = Tr
     if config.source_root:
         source = load_dataset(name, config.source_root)
     elif is_lab_source(name):
-        preset = LAB_SOURCE.preset or _synthmarket_preset(target) or "default"
-        root = lab_source_root(preset)
+        target_preset = _synthmarket_preset(target) or "default"
+        root = lab_source_root(target_preset)
         if not root.exists():
             from reidlab.data.synthmarket import generate_synthmarket
 
+            preset = LAB_SOURCE.preset_for(target_preset)
             logger.info("generating the lab source SynthMarket (%s, seed %d) in %s", preset, LAB_SOURCE.seed, root)
             generate_synthmarket(root, preset=preset, seed=LAB_SOURCE.seed, progress=progress)
         source = load_dataset("synthmarket", root)

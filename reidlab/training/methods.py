@@ -284,7 +284,7 @@ _UDA_DATASETS = {
 # SpCL's examples/spcl_train_uda.py: batch 64 (+ 64) = 16 x 4, 400 iterations, momentum 0.2, average pooling
 # (its defaults also give 50 epochs, eps 0.6, k1 30, k2 6, tau 0.05, TrainConfig's values).
 _UDA_FULL = {"batch_size": 64, "num_instances": 4, "iters": 400, "momentum": 0.2, "pooling": "avg"}
-# At lab and tiny scale the source is reidlab.training.domains.LAB_SOURCE, another SynthMarket.
+# At lab and tiny scale the source is reidlab.training.domains.LAB_SOURCE, SynthMarket's campus domain.
 _UDA_SCALED = {"momentum": 0.2, "source_dataset": "synthmarket"}
 
 SPCL_UDA = Method(

@@ -67,6 +67,8 @@ from reidlab.data.synthmarket.cameras import Camera, sample_cameras
 from reidlab.data.synthmarket.config import (
     ACCESSORY,
     BACKGROUND,
+    BACKGROUND_KINDS,
+    CAMPUS,
     HEAD,
     IMAGE_SIZE,
     LOWER,
@@ -76,7 +78,9 @@ from reidlab.data.synthmarket.config import (
     SHOES,
     SPLIT_DIRS,
     UPPER,
+    SynthDomain,
     SynthMarketConfig,
+    domain_preset,
 )
 from reidlab.data.synthmarket.plan import plan_samples
 from reidlab.data.synthmarket.render import SampleSpec, render_sample
@@ -85,6 +89,8 @@ from reidlab.data.synthmarket.writer import describe, generate_synthmarket
 __all__ = [
     "ACCESSORY",
     "BACKGROUND",
+    "BACKGROUND_KINDS",
+    "CAMPUS",
     "HEAD",
     "IMAGE_SIZE",
     "LOWER",
@@ -97,8 +103,10 @@ __all__ = [
     "Appearance",
     "Camera",
     "SampleSpec",
+    "SynthDomain",
     "SynthMarketConfig",
     "describe",
+    "domain_preset",
     "generate_synthmarket",
     "plan_samples",
     "render_sample",

@@ -33,11 +33,41 @@ _HAIR: dict[str, Colour] = {"black": (22, 20, 20), "dark_brown": (58, 38, 26), "
 _SHOES: dict[str, Colour] = {"black": (26, 26, 28), "white": (236, 236, 236), "brown": (96, 60, 34),
                              "grey": (120, 120, 126), "red": (196, 40, 40), "blue": (40, 80, 190)}
 _BAGS = ("black", "brown", "red", "navy", "grey", "green", "khaki")
+# The "winter" palette (the campus domain): coats and knitwear in muted and earth colours, hi-vis orange and
+# a few brights; colours of their own, so that no identity of one palette wears a colour of the other.
+_WINTER: dict[str, Colour] = {
+    "charcoal": (56, 58, 62), "ivory": (214, 208, 190), "slate": (92, 104, 120), "olive": (96, 100, 50),
+    "camel": (176, 134, 86), "burgundy": (110, 30, 46), "teal": (30, 110, 116), "orange": (228, 116, 30),
+    "denim": (70, 96, 136), "forest": (34, 74, 48), "beige": (196, 178, 146), "plum": (84, 44, 78),
+}
+_WINTER_UPPER_WEIGHTS = {"charcoal": 16, "ivory": 8, "slate": 10, "olive": 9, "camel": 10, "burgundy": 9, "teal": 7,
+                         "orange": 5, "denim": 6, "forest": 8, "beige": 7, "plum": 6}
+_WINTER_LOWER_WEIGHTS = {"charcoal": 24, "denim": 22, "slate": 10, "beige": 10, "olive": 8, "camel": 6, "forest": 4,
+                         "burgundy": 3, "ivory": 2, "teal": 2, "plum": 2, "orange": 1}
+
+
+
+@dataclass(frozen=True)
+class _Palette:
+    """What people of one domain wear: clothing colours and how often each kind of garment appears."""
+
+    colours: dict[str, Colour]
+    upper_weights: dict[str, float]
+    lower_weights: dict[str, float]
+    sleeves: tuple[float, float]  # long, short
+    lower_kinds: tuple[float, float, float]  # trousers, shorts, skirt
+
+
+_PALETTES: dict[str, _Palette] = {  # keys: reidlab.data.synthmarket.config.PALETTES
+    "street": _Palette(_CLOTHING, _UPPER_WEIGHTS, _LOWER_WEIGHTS, (0.55, 0.45), (0.68, 0.17, 0.15)),
+    "winter": _Palette(_WINTER, _WINTER_UPPER_WEIGHTS, _WINTER_LOWER_WEIGHTS, (0.95, 0.05), (0.9, 0.02, 0.08)),
+}
+# Every clothing colour by name, so that an appearance draws its colours whatever its palette.
+_ALL_CLOTHING: dict[str, Colour] = {**_CLOTHING, **_WINTER}
 
 PATTERNS = ("solid", "stripes", "check", "logo")
 _PATTERN_WEIGHTS = (0.45, 0.2, 0.15, 0.2)
 LOWER_KINDS = ("trousers", "shorts", "skirt")
-_LOWER_KIND_WEIGHTS = (0.68, 0.17, 0.15)
 BAG_KINDS = ("none", "backpack", "shoulder")
 _BAG_KIND_WEIGHTS = (0.5, 0.28, 0.22)
 HAIR_STYLES = ("short", "medium", "long")
@@ -90,7 +120,7 @@ class Appearance:
     twin_of: int | None = None
     twin_part: str | None = None
 
-    def rgb(self, name: str, palette: dict[str, Colour] = _CLOTHING) -> Colour:
+    def rgb(self, name: str, palette: dict[str, Colour] = _ALL_CLOTHING) -> Colour:
         """Drawn colour of palette entry ``name`` for this identity."""
         return tuple(min(255.0, max(0.0, c + t)) for c, t in zip(palette[name], self.tone))
 
@@ -117,25 +147,27 @@ def _other(rng: np.random.Generator, options: Sequence[str], current: str) -> st
     return _choice(rng, [o for o in options if o != current])
 
 
-def sample_appearance(rng: np.random.Generator) -> Appearance:
-    """Draw a random person from the palettes (the weights mimic a street: dark colours are common).
+def sample_appearance(rng: np.random.Generator, palette: str = "street") -> Appearance:
+    """Draw a random person from a palette (the weights mimic a street: dark colours are common).
 
     Args:
         rng: The identity's generator, e.g. ``np.random.default_rng([seed, 1, pid])``.
+        palette: The clothing palette, ``"street"`` or ``"winter"`` (:class:`~reidlab.data.synthmarket.SynthDomain`).
     """
-    upper = _choice(rng, list(_UPPER_WEIGHTS), list(_UPPER_WEIGHTS.values()))
+    clothes = _PALETTES[palette]
+    upper = _choice(rng, list(clothes.upper_weights), list(clothes.upper_weights.values()))
     return Appearance(
         skin=_choice(rng, list(_SKIN)),
         hair=_choice(rng, list(_HAIR), (30, 25, 20, 15, 10)),
         hair_style=_choice(rng, HAIR_STYLES, _HAIR_STYLE_WEIGHTS),
         upper=upper,
         pattern=_choice(rng, PATTERNS, _PATTERN_WEIGHTS),
-        pattern_colour=_other(rng, list(_CLOTHING), upper),
+        pattern_colour=_other(rng, list(clothes.colours), upper),
         pattern_period=float(rng.uniform(0.035, 0.06)),
         logo_shape=_choice(rng, LOGO_SHAPES),
-        sleeves=_choice(rng, ("long", "short"), (0.55, 0.45)),
-        lower_kind=_choice(rng, LOWER_KINDS, _LOWER_KIND_WEIGHTS),
-        lower=_choice(rng, list(_LOWER_WEIGHTS), list(_LOWER_WEIGHTS.values())),
+        sleeves=_choice(rng, ("long", "short"), clothes.sleeves),
+        lower_kind=_choice(rng, LOWER_KINDS, clothes.lower_kinds),
+        lower=_choice(rng, list(clothes.lower_weights), list(clothes.lower_weights.values())),
         shoes=_choice(rng, list(_SHOES), (30, 25, 12, 12, 8, 8)),
         white_soles=bool(rng.random() < 0.4),
         bag=_choice(rng, BAG_KINDS, _BAG_KIND_WEIGHTS),
@@ -163,7 +195,8 @@ def _make_twin(original: Appearance, original_pid: int, rng: np.random.Generator
     return dataclasses.replace(original, twin_of=original_pid, twin_part=part, **change)
 
 
-def sample_identities(pids: Sequence[int], *, seed: int, twin_probability: float) -> dict[int, Appearance]:
+def sample_identities(pids: Sequence[int], *, seed: int, twin_probability: float,
+                      palette: str = "street") -> dict[int, Appearance]:
     """Appearances of the identities of one split, in increasing pid order.
 
     With probability ``twin_probability`` an identity is a near-twin of an earlier (non-twin)
@@ -174,6 +207,7 @@ def sample_identities(pids: Sequence[int], *, seed: int, twin_probability: float
         pids: The split's person ids.
         seed: Dataset seed; identity ``pid`` uses ``default_rng([seed, 1, pid])``.
         twin_probability: Chance that an identity is a twin.
+        palette: The clothing palette (:func:`sample_appearance`).
     """
     appearances: dict[int, Appearance] = {}
     originals: list[int] = []
@@ -185,7 +219,7 @@ def sample_identities(pids: Sequence[int], *, seed: int, twin_probability: float
             appearances[pid] = _make_twin(appearances[source], source, rng)
             continue
         for _ in range(50):
-            appearance = sample_appearance(rng)
+            appearance = sample_appearance(rng, palette)
             if appearance.signature() not in used:
                 break
         used.add(appearance.signature())

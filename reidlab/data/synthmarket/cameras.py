@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,13 +11,19 @@ import numpy as np
 from PIL import Image
 
 from reidlab.data.synthmarket.appearance import Colour, _choice
-from reidlab.data.synthmarket.config import _CANVAS_H, _CANVAS_W, _SCALE, _STREAM_CAMERA
+from reidlab.data.synthmarket.config import (
+    _CANVAS_H,
+    _CANVAS_W,
+    _SCALE,
+    _STREAM_CAMERA,
+    BACKGROUND_KINDS,
+    SynthDomain,
+)
 
 # --------------------------------------------------------------------------------------------------
 # 2. Camera model
 # --------------------------------------------------------------------------------------------------
 
-BACKGROUND_KINDS = ("tiles", "grass", "stripes", "noise", "bricks", "asphalt")
 VIEWS = ("front", "back", "side")
 
 
@@ -70,28 +77,42 @@ _SCENE_COLOURS: dict[str, tuple[Sequence[Colour], Sequence[Colour], Sequence[Col
                [(210, 200, 190), (170, 165, 160)]),
     "asphalt": ([(70, 72, 76), (86, 84, 82)], [(40, 44, 52), (70, 60, 52)],
                 [(230, 230, 225), (230, 200, 60)]),
+    # the campus domain's scenes (config.CAMPUS)
+    "mall": ([(206, 200, 190), (180, 184, 190), (196, 176, 150)], [(120, 100, 130), (70, 110, 120), (150, 60, 50)],
+             [(250, 240, 200), (240, 220, 170)]),
+    "gravel": ([(160, 150, 130), (130, 124, 114), (176, 168, 150)], [(200, 206, 210), (160, 170, 176)],
+               [(90, 84, 76), (60, 56, 50)]),
+    "glass": ([(110, 110, 114), (140, 136, 130)], [(80, 110, 130), (100, 130, 140), (60, 80, 100)],
+              [(190, 210, 220), (40, 44, 50)]),
+    "parking": ([(120, 118, 112), (100, 100, 100), (140, 138, 132)], [(74, 76, 80), (96, 90, 84)],
+                [(230, 220, 90), (240, 240, 236)]),
 }
 
 
-def sample_cameras(n_cameras: int, *, seed: int, difficulty: float) -> list[Camera]:
+def sample_cameras(n_cameras: int, *, seed: int, difficulty: float,
+                   domain: SynthDomain | None = None) -> list[Camera]:
     """Draw the cameras of a dataset.
 
     The casts are spread around the colour wheel (camera ``c`` gets hue angle ``2 pi c / n`` plus
     jitter) and the brightness levels are spread too, so no two cameras look alike. Strengths scale
-    with ``difficulty``: at 0 there is no cast, blur or noise.
+    with ``difficulty``: at 0 there is no cast, blur or noise. The ``domain`` moves every camera the same way
+    (:class:`~reidlab.data.synthmarket.SynthDomain`): its background kinds, white balance, cast strength,
+    resolution and blur; the default domain leaves the cameras as drawn.
 
     Args:
-        n_cameras: Number of cameras, 2..6.
+        n_cameras: Number of cameras, 2..9.
         seed: Dataset seed; camera ``c`` uses ``default_rng([seed, 2, c])``.
         difficulty: 0 = easy, 1 = default, larger = harder.
+        domain: The dataset's domain; None: SynthMarket's default domain.
     """
+    domain = domain or SynthDomain()
     order = np.random.default_rng([seed, _STREAM_CAMERA, 0])
-    kinds = [BACKGROUND_KINDS[i] for i in order.permutation(len(BACKGROUND_KINDS))]
+    kinds = [domain.backgrounds[i] for i in order.permutation(len(domain.backgrounds))]
     levels = order.permutation(np.linspace(-0.35, 0.35, n_cameras))
     cameras = []
     for c in range(1, n_cameras + 1):
         rng = np.random.default_rng([seed, _STREAM_CAMERA, c])
-        kind = kinds[c - 1]
+        kind = kinds[(c - 1) % len(kinds)]
         grounds, walls, accents = _SCENE_COLOURS[kind]
         colours = tuple(tuple(float(np.clip(v + j, 0, 255)) for v, j in zip(_choice(rng, options),
                                                                            rng.normal(0, 8, 3)))
@@ -114,7 +135,22 @@ def sample_cameras(n_cameras: int, *, seed: int, difficulty: float) -> list[Came
             resolution=float(np.clip(1.0 - rng.uniform(0.0, 0.45) * difficulty, 0.35, 1.0)),
             view_probs=tuple(float(p) for p in rng.dirichlet((1.5, 1.5, 1.5))),
         ))
+    if domain != SynthDomain():
+        cameras = [_in_domain(camera, domain, difficulty) for camera in cameras]
     return cameras
+
+
+def _in_domain(camera: Camera, domain: SynthDomain, difficulty: float) -> Camera:
+    """``camera`` moved by ``domain``: its cast's strength scaled (``gain ** cast_strength``) and multiplied by
+    the domain's white balance (scaled by ``difficulty``), its resolution scaled and its blur increased."""
+    balance = np.asarray(domain.white_balance) ** difficulty
+    gain = np.asarray(camera.gain) ** domain.cast_strength * balance
+    return dataclasses.replace(
+        camera,
+        gain=tuple(float(g) for g in gain),
+        resolution=float(np.clip(camera.resolution * domain.resolution, 0.2, 1.0)),
+        blur_sigma=float(camera.blur_sigma + domain.blur * difficulty),
+    )
 
 
 def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:
@@ -190,13 +226,40 @@ def _render_background(camera: Camera, rng: np.random.Generator, difficulty: flo
         image[:] = wall * (1 + 0.12 * amp * tone)[..., None]
         paint((((y + oy) % brick_h) < 1) | ((u % (2 * t)) < 1), accent)
         paint(y > horizon, ground)
-    else:  # asphalt: speckled road with zebra bars, a dark shop front with lights above
+    elif kind == "asphalt":  # speckled road with zebra bars, a dark shop front with lights above
         image[:] = ground * (1 + 0.1 * amp * _smooth_noise(rng, h, w, 2))[..., None]
         paint((((x + ox) % (2.2 * t)) < 1.1 * t) & (y > horizon + 20), accent * 0.85)
         paint(y < horizon, wall)
         lit = _smooth_noise(rng, h, w, 12) > -0.2  # some windows lit, some dark
         windows = (((x + ox) % (2.4 * t)) < 1.5 * t) & (((y + oy) % (1.8 * t)) < 1.1 * t)
         paint(windows & lit & (y < horizon - 4), accent * 0.8)
+    elif kind == "mall":  # polished floor with ceiling-light reflections, shop fronts with bright signs
+        image[:] = ground
+        glare = np.clip(_smooth_noise(rng, h, w, 18), 0, 1)[..., None]
+        image += (accent - ground) * glare * (0.5 * amp)
+        paint(((x + ox) % (4 * t)) < 0.8, ground * 0.85)  # floor seams
+        paint(y < horizon, wall)
+        paint((y < horizon * 0.3) & (((x + ox) % (3 * t)) < 2 * t), accent)  # shop signs
+    elif kind == "gravel":  # coarse gravel path, a pale sky over a low hedge
+        grains = _smooth_noise(rng, h, w, 2) + 0.6 * _smooth_noise(rng, h, w, 5)
+        image[:] = ground * (1 + 0.2 * amp * grains)[..., None]
+        paint(y < horizon * 0.5, wall)
+        hedge = (y >= horizon * 0.5) & (y < horizon * 0.5 + t * 0.6)
+        image[np.broadcast_to(hedge, (h, w))] = (accent * (1 + 0.3 * amp * grains)[..., None])[
+            np.broadcast_to(hedge, (h, w))]
+    elif kind == "glass":  # a glass facade: panes with mullions and diagonal reflections, pavement below
+        reflection = (np.sin((x + y + ox) / (1.3 * t)) * 0.5 + 0.5)[..., None]
+        image[:] = wall + (accent - wall) * reflection * (0.35 * amp)
+        paint((((x + ox) % (2.5 * t)) < 1.5) | (((y + oy) % (2 * t)) < 1.5), accent * 0.3)
+        paint(y > horizon, ground)
+    elif kind == "parking":  # dark concrete with painted bay lines and oil stains, a concrete wall
+        stains = _smooth_noise(rng, h, w, 9)
+        image[:] = ground * (1 + 0.12 * amp * stains)[..., None]
+        paint((((x + ox) % (3 * t)) < 1.5) & (y > horizon + 6), accent)
+        paint(y < horizon, wall)
+        paint((y < horizon) & (((y + oy) % (1.2 * t)) < 1.0), wall * 0.8)
+    else:
+        raise ValueError(f"unknown background kind {kind!r}; valid: {BACKGROUND_KINDS}")
     light = 1 + 0.12 * amp * shade
     if shadow is not None:
         sx, sy, rx, ry = (v / _SCALE for v in shadow)

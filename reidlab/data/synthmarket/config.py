@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 IMAGE_SIZE = (128, 64)  # (height, width), Market-1501's crop size
 PART_NAMES = ("background", "head", "upper_body", "lower_body", "shoes", "accessory")
@@ -25,6 +25,67 @@ _CANVAS_H, _CANVAS_W = _CROP_H + 96, _CROP_W + 96
 # Configuration
 # --------------------------------------------------------------------------------------------------
 
+# Every background kind the camera model can draw (cameras.py): the first six make the default domain's scenes.
+BACKGROUND_KINDS = ("tiles", "grass", "stripes", "noise", "bricks", "asphalt",
+                    "mall", "gravel", "glass", "parking")
+# Clothing palettes (appearance.py): "street", the default domain's summer street; "winter", coats and muted colours.
+PALETTES = ("street", "winter")
+MAX_CAMERAS = 9  # a Market-1501 file name has one digit for the camera (DukeMTMC-reID has 8 cameras)
+
+
+@dataclass(frozen=True)
+class SynthDomain:
+    """How a SynthMarket's world looks, apart from its size: what differs between two real datasets besides
+    their people (Market-1501 vs DukeMTMC-reID vs MSMT17: other cameras and light, other places, other
+    sensors, another season's clothing).
+
+    The defaults are SynthMarket's own domain and reproduce its images exactly. Each camera still draws its
+    own cast, background colours, blur, noise and resolution (``cameras.sample_cameras``); a domain shifts
+    them all in one direction.
+
+    Attributes:
+        backgrounds: Background kinds the cameras' scenes are drawn from, in a seeded order (camera c gets
+            the c-th, cycling when there are more cameras than kinds); names from :data:`BACKGROUND_KINDS`.
+        palette: Clothing palette, one of :data:`PALETTES`.
+        white_balance: Domain-wide colour gain (3,) every camera multiplies into its own cast (e.g. the warm
+            light of an indoor mall); scaled by ``difficulty`` like the casts.
+        cast_strength: Factor on the strength of every camera's own colour cast.
+        resolution: Factor on every camera's sensor resolution (below 1: coarser sensors, blurrier images).
+        blur: Gaussian blur sigma (pixels of the 128 x 64 output) added to every camera's, times ``difficulty``.
+    """
+
+    backgrounds: tuple[str, ...] = BACKGROUND_KINDS[:6]
+    palette: str = "street"
+    white_balance: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    cast_strength: float = 1.0
+    resolution: float = 1.0
+    blur: float = 0.0
+
+    def __post_init__(self) -> None:
+        unknown = [kind for kind in self.backgrounds if kind not in BACKGROUND_KINDS]
+        if not self.backgrounds or unknown:
+            raise ValueError(f"backgrounds must be a non-empty tuple of names from {BACKGROUND_KINDS}, "
+                             f"got {self.backgrounds!r}")
+        if self.palette not in PALETTES:
+            raise ValueError(f"palette must be one of {PALETTES}, got {self.palette!r}")
+        if len(self.white_balance) != 3 or not all(0.5 <= g <= 2.0 for g in self.white_balance):
+            raise ValueError(f"white_balance must be 3 gains in [0.5, 2], got {self.white_balance!r}")
+        if not 0.0 <= self.cast_strength <= 3.0:
+            raise ValueError(f"cast_strength must be in [0, 3], got {self.cast_strength}")
+        if not 0.2 <= self.resolution <= 1.0:
+            raise ValueError(f"resolution must be in [0.2, 1], got {self.resolution}")
+        if not 0.0 <= self.blur <= 3.0:
+            raise ValueError(f"blur must be in [0, 3], got {self.blur}")
+
+
+# reidlab's second domain, "campus": a DukeMTMC-reID-like world next to SynthMarket's Market-1501-like one.
+# Eight cameras (Duke has 8, Market 6) in other places (an indoor mall, gravel paths, glass facades, a car
+# park), in warmer light with weaker per-camera casts, through coarser, blurrier sensors, seen on people
+# dressed for winter. reidlab's choice of values: strong enough that a model trained with labels on one
+# domain loses most of its accuracy on the other (notebook 06 measures it).
+CAMPUS = SynthDomain(backgrounds=("mall", "gravel", "glass", "parking"), palette="winter",
+                     white_balance=(1.12, 1.0, 0.84), cast_strength=0.6, resolution=0.7, blur=0.35)
+
 
 @dataclass(frozen=True)
 class SynthMarketConfig:
@@ -36,12 +97,13 @@ class SynthMarketConfig:
         images_per_id: Inclusive range of images per identity. At least 4, since a test identity needs
             two cameras with two images each (one query, one gallery image per camera).
         cameras_per_id: Inclusive range of cameras an identity is seen in, at least 2.
-        cameras: Number of cameras, 2..6 (each has its own background kind).
+        cameras: Number of cameras, 2..9 (each has its own scene; the default domain has six background kinds).
         twin_fraction: Share of identities that copy an earlier identity of their split and change
             one part (shoes, bag or pattern), at ``difficulty=1``; scaled by the difficulty, at most 0.6.
         n_distractors: Gallery images with pid 0: people who are not in the dataset, or background.
         n_junk: Gallery images with pid -1: badly cropped, mostly background detections.
         jpeg_quality: JPEG quality of the images (PIL, fixed so files are reproducible).
+        domain: How the world looks (:class:`SynthDomain`): backgrounds, palette, light and sensors.
     """
 
     n_train_ids: int = 150
@@ -53,6 +115,7 @@ class SynthMarketConfig:
     n_distractors: int = 400
     n_junk: int = 250
     jpeg_quality: int = 90
+    domain: SynthDomain = field(default_factory=SynthDomain)
 
     def __post_init__(self) -> None:
         if self.n_train_ids < 1 or self.n_test_ids < 1:
@@ -63,8 +126,8 @@ class SynthMarketConfig:
             raise ValueError(
                 f"at most 9999 identities fit the 4-digit pid, got {self.n_train_ids + self.n_test_ids}"
             )
-        if not 2 <= self.cameras <= 6:
-            raise ValueError(f"cameras must be in 2..6, got {self.cameras}")
+        if not 2 <= self.cameras <= MAX_CAMERAS:
+            raise ValueError(f"cameras must be in 2..{MAX_CAMERAS}, got {self.cameras}")
         low, high = self.images_per_id
         if not 4 <= low <= high:
             raise ValueError(f"images_per_id must be (low, high) with 4 <= low <= high, got {self.images_per_id}")
@@ -91,3 +154,18 @@ PRESETS: dict[str, SynthMarketConfig] = {
     # The lab scale: 300 identities, ~6,700 images (Market-1501 has 1,501 identities, 32,668 images).
     "default": SynthMarketConfig(),
 }
+# The second domain at each size (notebook 06, the lab source of domain adaptation): the same numbers of
+# identities and images as its size's preset, eight cameras and the campus domain.
+PRESETS["campus"] = replace(PRESETS["default"], cameras=8, cameras_per_id=(2, 8), domain=CAMPUS)
+PRESETS["tiny_campus"] = replace(PRESETS["tiny"], cameras=8, domain=CAMPUS)
+
+
+def domain_preset(size: str, domain: str | None) -> str:
+    """The preset of the ``domain`` variant (``None`` or ``"campus"``) of the size preset ``size``
+    (``tiny`` or ``default``): ``domain_preset("default", "campus") == "campus"``."""
+    if domain is None:
+        return size
+    name = domain if size == "default" else f"{size}_{domain}"
+    if name not in PRESETS:
+        raise ValueError(f"no {domain!r} variant of preset {size!r}; presets: {sorted(PRESETS)}")
+    return name

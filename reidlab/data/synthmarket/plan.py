@@ -53,21 +53,22 @@ def plan_samples(config: SynthMarketConfig, *, seed: int, difficulty: float) -> 
       badly that little of them shows, or background).
 
     Args:
-        config: Dataset size.
+        config: Dataset size and domain.
         seed: Dataset seed.
         difficulty: Scales the camera transforms and the share of twins.
 
     Returns:
         ``(specs, cameras)``: the samples in a fixed order and the :class:`Camera` list.
     """
-    cameras = sample_cameras(config.cameras, seed=seed, difficulty=difficulty)
+    cameras = sample_cameras(config.cameras, seed=seed, difficulty=difficulty, domain=config.domain)
+    palette = config.domain.palette
     n_ids = config.n_train_ids + config.n_test_ids
     order = np.random.default_rng([seed, _STREAM_SPLIT]).permutation(np.arange(1, n_ids + 1))
     train_pids = sorted(int(p) for p in order[:config.n_train_ids])
     test_pids = sorted(int(p) for p in order[config.n_train_ids:])
     twin_probability = min(0.6, config.twin_fraction * difficulty)
-    appearances = {**sample_identities(train_pids, seed=seed, twin_probability=twin_probability),
-                   **sample_identities(test_pids, seed=seed, twin_probability=twin_probability)}
+    appearances = {**sample_identities(train_pids, seed=seed, twin_probability=twin_probability, palette=palette),
+                   **sample_identities(test_pids, seed=seed, twin_probability=twin_probability, palette=palette)}
 
     specs: list[SampleSpec] = []
     used: set[str] = set()
@@ -107,7 +108,7 @@ def plan_samples(config: SynthMarketConfig, *, seed: int, difficulty: float) -> 
     for i in range(config.n_distractors):
         rng = np.random.default_rng([seed, _STREAM_DISTRACTOR, i])
         cam = int(rng.integers(1, config.cameras + 1))
-        appearance = sample_appearance(rng) if rng.random() < 0.75 else None
+        appearance = sample_appearance(rng, palette) if rng.random() < 0.75 else None
         view, direction = _view(rng, cameras[cam - 1])
         stem = unique_stem(0, cam, int(rng.integers(1, 7)), int(rng.integers(100, 150000)), int(rng.integers(1, 4)))
         specs.append(SampleSpec("bounding_box_test", stem, 0, cam, view, direction, appearance, None,

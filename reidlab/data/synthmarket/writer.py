@@ -24,6 +24,7 @@ from reidlab.data.synthmarket.config import (
     PART_NAMES,
     PRESETS,
     SPLIT_DIRS,
+    SynthDomain,
     SynthMarketConfig,
 )
 from reidlab.data.synthmarket.plan import _counts, plan_samples
@@ -139,7 +140,8 @@ def generate_synthmarket(
 
     Args:
         root: Folder of the dataset, e.g. ``data/SynthMarket``.
-        preset: Name of a config in :data:`PRESETS` (``tiny`` or ``default``); ignored if ``config``.
+        preset: Name of a config in :data:`PRESETS` (``tiny``, ``default``, or their ``campus`` domain:
+            ``tiny_campus``, ``campus``); ignored if ``config``.
         seed: Non-negative seed; the same seed, preset and difficulty give byte-identical files.
         difficulty: 0 = easy (no casts, noise, occlusion or twins), 1 = default, larger = harder.
         config: A custom :class:`SynthMarketConfig` instead of a preset (recorded as preset ``custom``).
@@ -175,6 +177,8 @@ def generate_synthmarket(
     manifest = {"name": "SynthMarket", "version": FORMAT_VERSION, "preset": preset_name, "seed": int(seed),
                 "difficulty": difficulty, "image_size": list(IMAGE_SIZE), "part_names": list(PART_NAMES),
                 "config": dataclasses.asdict(config)}
+    if config.domain == SynthDomain():  # the default domain is not written: manifests stay as they were before domains
+        del manifest["config"]["domain"]
     manifest["config"] = json.loads(json.dumps(manifest["config"]))  # tuples as lists, as read back
     _remove_stale(root)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
