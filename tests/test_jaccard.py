@@ -132,3 +132,17 @@ def test_errors(features):
     zero[0] = 0
     with pytest.raises(ValueError, match="1 all-zero rows"):
         jaccard_distance(zero)
+
+
+def test_precomputed_neighbours_and_neighbour_search(features):
+    """Lists from knn_search (any k >= k1) give the same distance as the search inside; bad ones are named."""
+    expected = jaccard_distance(features)
+    for neighbours in (knn_search(features, 30), knn_search(features, 40)):
+        got = jaccard_distance(features, neighbours=neighbours)
+        assert (got != expected).nnz == 0
+    # "auto" is exact at this size.
+    assert (jaccard_distance(features, neighbour_search="auto") != expected).nnz == 0
+    with pytest.raises(ValueError, match=r"neighbours must be \(similarities, indices\) of shape \(N=300, >= k1=30\)"):
+        jaccard_distance(features, neighbours=knn_search(features, 20))
+    with pytest.raises(ValueError, match="method must be one of"):
+        jaccard_distance(features, neighbour_search="fast")

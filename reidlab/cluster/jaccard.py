@@ -47,6 +47,8 @@ def jaccard_distance(
     k2: int = 6,
     *,
     use_gpu: bool | None = None,
+    neighbour_search: str = "exact",
+    neighbours: tuple[np.ndarray, np.ndarray] | None = None,
     output: Literal["sparse", "dense"] = "sparse",
     progress: bool = False,
 ) -> sp.csr_matrix | np.ndarray:
@@ -65,6 +67,12 @@ def jaccard_distance(
         k2: number of nearest neighbours (the sample included) averaged in the local query expansion;
             1 switches it off.
         use_gpu: faiss on the GPU for the kNN search; see :func:`reidlab.cluster.neighbors.knn_search`.
+        neighbour_search: the kNN search, ``method`` of :func:`reidlab.cluster.neighbors.knn_search`:
+            "exact" (default), "ivf" / "approximate", "hnsw", or "auto" (exact below 50,000 samples). The
+            approximate searches change only which neighbours are found; every later stage is the same.
+        neighbours: the kNN lists ``(similarities, indices)`` (N, >= k1) of ``knn_search(features, k)``
+            for some k >= k1, when the caller already has them; the search is then skipped (their first
+            k1 columns are used).
         output: ``"sparse"`` returns a ``scipy.sparse.csr_matrix`` (N, N) float32 whose stored entries are
             every pair with m > 0, i.e. distance < 1, the zero diagonal and zero distances included as
             explicit entries; a pair that is not stored is at distance exactly 1. scikit-learn's
@@ -79,7 +87,7 @@ def jaccard_distance(
 
     Raises:
         ValueError: ``features`` is not 2-D, has non-finite values or zero rows; ``k1``/``k2`` out of
-            range; N <= k1; ``output`` unknown.
+            range; N <= k1; ``output`` or ``neighbour_search`` unknown; ``neighbours`` of the wrong shape.
     """
     if output not in ("sparse", "dense"):
         raise ValueError(f"output must be 'sparse' or 'dense', got {output!r}")
@@ -96,7 +104,13 @@ def jaccard_distance(
     x = _unit_rows(x)
 
     timer = _StageTimer()
-    similarities, knn = knn_search(x, k1, use_gpu=use_gpu)
+    if neighbours is None:
+        similarities, knn = knn_search(x, k1, method=neighbour_search, use_gpu=use_gpu)
+    else:
+        similarities, knn = (np.asarray(a)[:, :k1] for a in neighbours)
+        if knn.shape != (n, k1) or similarities.shape != (n, k1):
+            raise ValueError(f"neighbours must be (similarities, indices) of shape (N={n}, >= k1={k1}) from "
+                             f"knn_search, got shapes {similarities.shape} and {knn.shape}")
     timer.done("kNN search")
     recip = _reciprocal_sets(knn, k1)
     recip_half = _reciprocal_sets(knn, round(k1 / 2) + 1)
