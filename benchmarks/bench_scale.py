@@ -130,7 +130,7 @@ def _pipeline(stages: _Stages, prefix: str, features: np.ndarray, method: str) -
     from reidlab.cluster.neighbors import knn_search
 
     knn = stages.run(f"{prefix}knn", knn_search, features, K1, method=method)
-    dist = stages.run(f"{prefix}jaccard", jaccard_distance, features, K1, K2, neighbours=knn)
+    dist = stages.run(f"{prefix}jaccard", jaccard_distance, features, K1, K2, neighbours=knn, max_distance=EPS)
     labels = stages.run(f"{prefix}dbscan", dbscan_labels, dist, eps=EPS, min_samples=MIN_SAMPLES)
     return outliers_as_classes(labels), knn[1]
 
@@ -236,6 +236,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="N = 10k and 30k with exact, targets not enforced")
     parser.add_argument("--noise", type=float, default=NOISE, help="latent noise (calibration: see the module doc)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--append", action="store_true",
+                        help="keep the other sizes of an earlier run's bench_scale.json (this run's sizes replace theirs)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "figures")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--with-exact", action="store_true", help=argparse.SUPPRESS)
@@ -255,7 +257,11 @@ def main() -> int:
         results.append(run_size(n, args.seed, n <= exact_max, args.noise))
         _print_result(results[-1])
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_scale.json").write_text(json.dumps(results, indent=1))
+    saved = args.out / "bench_scale.json"
+    if args.append and saved.exists():
+        earlier = [r for r in json.loads(saved.read_text()) if r["n"] not in sizes]
+        results = sorted(earlier + results, key=lambda r: r["n"])
+    saved.write_text(json.dumps(results, indent=1))
     plot(results, args.out / "bench_scale.png")
     print(f"wrote {args.out / 'bench_scale.json'} and {args.out / 'bench_scale.png'}")
     if args.quick:
