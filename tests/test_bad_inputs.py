@@ -48,6 +48,8 @@ def tree(folder: Path) -> list[str]:
     ("cache_images", "yes", "TrainConfig.cache_images must be True or False, got 'yes'"),
     ("backbone", "vgg16", r"TrainConfig.backbone must be one of \('labnet', .*\), got 'vgg16'"),
     ("k2", 11, r"k2 \(11\) must be <= k1 \(10\)"),
+    ("neighbour_search", "fast", (r"TrainConfig.neighbour_search must be one of \('exact', 'approximate', 'ivf', "
+                                  r"'hnsw', 'auto'\), got 'fast'")),
 ])
 def test_config_values_are_checked_when_the_config_is_made(field, value, expected):
     with pytest.raises(ValueError, match=expected):

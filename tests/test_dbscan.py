@@ -116,3 +116,31 @@ def test_cluster_centroids_errors():
         cluster_centroids(features, np.full(4, -1))
     with pytest.raises(ValueError, match=r"shapes \(4, 3\) and \(3,\)"):
         cluster_centroids(features, np.zeros(3, dtype=int))
+
+
+def test_jaccard_and_dbscan_never_densify(monkeypatch):
+    """kNN -> Jaccard -> DBSCAN at N = 20,000 stays sparse: no call densifies a sparse matrix, and the peak
+    of NumPy's traced allocations (tracemalloc, which sees NumPy's and so SciPy's and scikit-learn's arrays) stays
+    below one dense N x N array."""
+    import tracemalloc
+
+    import scipy.sparse as sp
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError(f"a {self.shape} sparse matrix was densified")
+
+    for name in ("toarray", "todense"):
+        monkeypatch.setattr(sp._base._spbase, name, refuse)  # every SciPy sparse class inherits them
+    n = 20_000
+    x = clustered_features(n=n, n_centres=1000, dim=128, seed=1)
+    tracemalloc.start()
+    try:
+        dist = jaccard_distance(x, neighbour_search="ivf")
+        labels = dbscan_labels(dist, eps=0.6)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sp.issparse(dist) and dist.nnz < 400 * n  # about 260 per row: 1.3% of the N x N pairs
+    assert labels.shape == (n,) and labels.max() > 100
+    # About 130 MB; a dense N x N bool array alone would be 400 MB, a float32 one 1.6 GB.
+    assert peak < n * n / 2, f"peak traced allocation {peak / 1e6:.0f} MB: something dense N x N was built"

@@ -132,3 +132,34 @@ def test_errors(features):
     zero[0] = 0
     with pytest.raises(ValueError, match="1 all-zero rows"):
         jaccard_distance(zero)
+
+
+def test_precomputed_neighbours_and_neighbour_search(features):
+    """Lists from knn_search (any k >= k1) give the same distance as the search inside; bad ones are named."""
+    expected = jaccard_distance(features)
+    for neighbours in (knn_search(features, 30), knn_search(features, 40)):
+        got = jaccard_distance(features, neighbours=neighbours)
+        assert (got != expected).nnz == 0
+    # "auto" is exact at this size.
+    assert (jaccard_distance(features, neighbour_search="auto") != expected).nnz == 0
+    with pytest.raises(ValueError, match=r"neighbours must be \(similarities, indices\) of shape \(N=300, >= k1=30\)"):
+        jaccard_distance(features, neighbours=knn_search(features, 20))
+    with pytest.raises(ValueError, match="method must be one of"):
+        jaccard_distance(features, neighbour_search="fast")
+
+
+def test_max_distance_keeps_the_pairs_dbscan_needs(features):
+    from reidlab.cluster.dbscan import dbscan_labels
+
+    full = jaccard_distance(features)
+    cut = jaccard_distance(features, max_distance=0.6)
+    assert cut.nnz == np.count_nonzero(full.data <= 0.6) < full.nnz
+    dense_full, dense_cut = densify(full), densify(cut)
+    kept = dense_full <= 0.6
+    np.testing.assert_array_equal(dense_cut[kept], dense_full[kept])
+    assert (dense_cut[~kept] == 1).all()
+    np.testing.assert_array_equal(dbscan_labels(cut, eps=0.6), dbscan_labels(full, eps=0.6))
+    with pytest.raises(ValueError, match=r"max_distance must be in \(0, 1\], got 0"):
+        jaccard_distance(features, max_distance=0)
+    with pytest.raises(ValueError, match="use output='sparse' or max_distance=1"):
+        jaccard_distance(features, max_distance=0.5, output="dense")

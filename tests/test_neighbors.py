@@ -1,4 +1,5 @@
-"""Exact kNN by inner product: parity with brute-force NumPy, self at rank 0, inputs, errors."""
+"""kNN by inner product: exact parity with brute-force NumPy, self at rank 0, inputs, errors; the approximate
+searches' recall against exact, exact similarities, determinism, pseudo-label parity, the auto choice."""
 
 import faiss
 import numpy as np
@@ -112,3 +113,112 @@ def test_gpu_index_choice_by_number_of_gpus(monkeypatch, num_gpus, expected_call
     fake.calls.clear()
     knn_search(x, 7, use_gpu=False)
     assert fake.calls == ["knn"]
+
+
+# ----------------------------------------------------------------------------- approximate search
+def identities(n=4000, n_ids=200, dim=96, latent=24, seed=0):
+    """Unit rows of ``n_ids`` identities in a ``latent``-d subspace plus isotropic noise, and their labels."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, n_ids, n)
+    basis = np.linalg.qr(rng.standard_normal((dim, latent)))[0].T
+    centres = rng.standard_normal((n_ids, latent))
+    x = (centres[labels] + 0.45 * rng.standard_normal((n, latent))) @ basis + 0.3 * rng.standard_normal((n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
+
+
+def recall(approx, exact):
+    return np.mean([len(np.intersect1d(a, e)) / len(e) for a, e in zip(approx, exact)])
+
+
+@pytest.mark.parametrize("method, min_recall", [("ivf", 0.97), ("approximate", 0.97), ("hnsw", 0.97)])
+def test_approximate_lists_recall_and_exact_similarities(method, min_recall):
+    x, _ = identities()
+    _, exact = knn_search(x, 20, use_gpu=False)
+    similarities, indices = knn_search(x, 20, method=method, pca_dim=32, candidates=2, use_gpu=False)
+    assert indices.shape == similarities.shape == (len(x), 20) and indices.dtype == np.int64
+    assert recall(indices, exact) >= min_recall
+    np.testing.assert_array_equal(indices[:, 0], np.arange(len(x)))
+    assert all(len(set(row)) == 20 for row in indices.tolist())
+    # The similarities are the exact inner products, in decreasing order: only recall is approximate.
+    np.testing.assert_allclose(similarities, np.einsum("nd,nkd->nk", x, x[indices]), atol=1e-5)
+    assert (np.diff(similarities, axis=1) <= 1e-6).all()
+
+
+def test_approximate_is_deterministic_and_seeded():
+    x, _ = identities(n=3000)
+    first = knn_search(x, 10, method="ivf", pca_dim=32, nprobe=2, candidates=1, seed=1)
+    again = knn_search(x, 10, method="ivf", pca_dim=32, nprobe=2, candidates=1, seed=1)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    # Without PCA (pca_dim=None) the index holds the rows themselves; the lists are at least as good.
+    _, exact = knn_search(x, 10)
+    _, no_pca = knn_search(x, 10, method="ivf", pca_dim=None, nprobe=2, candidates=1, seed=1)
+    assert recall(no_pca, exact) >= recall(first[1], exact) - 0.01
+
+
+def test_approximate_pseudo_labels_match_exact():
+    """kNN -> Jaccard -> DBSCAN on the approximate lists: the pseudo-labels equal the exact ones (ARI)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from reidlab.cluster import dbscan_labels, jaccard_distance
+
+    x, truth = identities()
+    labels = {method: dbscan_labels(jaccard_distance(x, neighbour_search=method), eps=0.6)
+              for method in ("exact", "ivf")}
+    assert adjusted_rand_score(labels["exact"], labels["ivf"]) >= 0.98
+    assert abs(adjusted_rand_score(truth, labels["exact"]) - adjusted_rand_score(truth, labels["ivf"])) <= 0.01
+    assert adjusted_rand_score(truth, labels["exact"]) > 0.5
+
+
+def test_short_candidate_lists_fall_back_to_exact():
+    """A query whose probed IVF lists hold fewer than k rows is searched exactly, never padded."""
+    x, _ = identities(n=1000, n_ids=400)
+    similarities, indices = knn_search(x, 30, method="ivf", pca_dim=16, nprobe=1, candidates=1)
+    assert np.isfinite(similarities).all() and (indices >= 0).all()
+    assert all(len(set(row)) == 30 for row in indices.tolist())
+
+
+def test_auto_choice():
+    assert neighbors.resolve_method("auto", neighbors.AUTO_EXACT_MAX_N - 1) == "exact"
+    assert neighbors.resolve_method("auto", neighbors.AUTO_EXACT_MAX_N) == "hnsw"
+    assert neighbors.resolve_method("approximate", 10) == "hnsw"
+    assert neighbors.resolve_method("ivf", 10) == "ivf"
+    x = unit_rows(300, 16)
+    for got, want in zip(knn_search(x, 5, method="auto"), knn_search(x, 5)):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="method must be one of 'exact', 'approximate', 'ivf', 'hnsw', 'auto', "
+                                         "got 'fast'"):
+        knn_search(x, 5, method="fast")
+    with pytest.raises(ValueError, match="nprobe must be a positive integer, got 0"):
+        knn_search(x, 5, method="ivf", nprobe=0)
+    with pytest.raises(ValueError, match="pca_dim must be a positive integer or None"):
+        knn_search(x, 5, method="ivf", pca_dim=0)
+
+
+def test_approximate_on_a_gpu_moves_the_ivf_index(monkeypatch):
+    """With a GPU visible, the IVF index goes to GPU 0 (faiss.index_cpu_to_gpu); HNSW stays on the CPU."""
+    calls = []
+
+    class GpuFaiss:
+        def __getattr__(self, name):
+            return getattr(faiss, name)
+
+        def get_num_gpus(self):
+            return 1
+
+        def StandardGpuResources(self):
+            calls.append("StandardGpuResources")
+            return object()
+
+        def index_cpu_to_gpu(self, resources, device, index):
+            calls.append(f"index_cpu_to_gpu({device}, {type(index).__name__})")
+            return index
+
+    monkeypatch.setattr(neighbors, "faiss", GpuFaiss())
+    x, _ = identities(n=2000)
+    knn_search(x, 10, method="ivf", pca_dim=32)
+    assert calls == ["StandardGpuResources", "index_cpu_to_gpu(0, IndexIVFFlat)"]
+    calls.clear()
+    knn_search(x, 10, method="hnsw", pca_dim=32)
+    knn_search(x, 10, method="ivf", pca_dim=32, use_gpu=False)
+    assert calls == []

@@ -1,4 +1,5 @@
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -116,3 +117,23 @@ def test_trainer_checks_the_model_against_ibn(tiny_synthmarket):
     Trainer(build_model("labnet_ibn_a", pretrained=False, pooling="gem"), tiny_synthmarket, config, progress=False)
     with pytest.raises(ValueError, match="label smoothing applies to the ClusterNCE-type losses of"):
         preset("spcl", scale="tiny", label_smoothing=0.1)
+
+
+@pytest.mark.parametrize("search", ["exact", "approximate", "auto"])
+def test_neighbour_search_reaches_the_knn_and_the_saved_config(search, tiny_synthmarket, tmp_path, monkeypatch):
+    """TrainConfig.neighbour_search is the kNN method of every clustering, and is saved with the run."""
+    from reidlab.cluster import neighbors
+    methods = []
+    knn_search = neighbors.knn_search
+
+    def recording_knn_search(*args, method="exact", **kwargs):
+        methods.append(method)
+        return knn_search(*args, method=method, **kwargs)
+
+    monkeypatch.setattr("reidlab.cluster.jaccard.knn_search", recording_knn_search)
+    config = preset("cluster_contrast", scale="tiny", neighbour_search=search)
+    trainer = Trainer(make_model(), tiny_synthmarket, config, run_dir=tmp_path / "run", progress=False)
+    features = torch.nn.functional.normalize(torch.randn(200, 16), dim=1)
+    labels = trainer.pseudo_label(features)
+    assert methods == [search] and labels.shape == (200,)
+    assert asdict(trainer.config)["neighbour_search"] == search  # what the checkpoint's "config" holds

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.cluster import DBSCAN
 
+from reidlab.cluster.jaccard import entries_within
+
 __all__ = [
     "DBSCANPseudoLabeler",
     "EmptyClusteringError",
@@ -68,7 +70,7 @@ def dbscan_labels(
                     f"eps must be < 1 with a sparse distance, got {eps}: pairs that are not stored are at "
                     "distance 1 and DBSCAN cannot count them as neighbours; use a dense distance for eps >= 1"
                 )
-            dist = _entries_within(sp.csr_matrix(dist), eps)
+            dist = entries_within(sp.csr_matrix(dist), eps)
     labels = DBSCAN(eps=eps, min_samples=int(min_samples), metric=metric, n_jobs=n_jobs).fit_predict(dist)
     return labels.astype(np.int64, copy=False)
 
@@ -86,13 +88,6 @@ def _check_distances(dist: np.ndarray | sp.spmatrix) -> None:
     raise ValueError(f"the distance matrix holds {what} entries (first in row {int(rows.min())}): DBSCAN needs "
                      "finite distances >= 0. NaN usually comes from NaN features (a diverged model or a broken "
                      "image): check the features with torch.isfinite before clustering")
-
-
-def _entries_within(dist: sp.csr_matrix, eps: float) -> sp.csr_matrix:
-    """The stored entries <= eps of ``dist`` (explicit zeros kept), same shape."""
-    keep = dist.data <= eps
-    kept_before = np.concatenate([[0], np.cumsum(keep)])
-    return sp.csr_matrix((dist.data[keep], dist.indices[keep], kept_before[dist.indptr]), shape=dist.shape)
 
 
 class DBSCANPseudoLabeler:

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+from reidlab.cluster.neighbors import NEIGHBOUR_SEARCHES
 from reidlab.config import check_scale
 from reidlab.models import BACKBONES, PART_SOURCES, POOLINGS
 from reidlab.training.cameras import SAMPLE_BY, CameraStage
@@ -49,6 +50,10 @@ class TrainConfig:
     min_samples: int = 4  # every method's DBSCAN
     k1: int = 30  # every method's training script
     k2: int = 6  # every method's training script
+    # kNN search behind the Jaccard distance (docs/methods.md, section 2, "Neighbour search at scale"): "exact"
+    # as in every method's code, "approximate" (IVF over PCA-reduced features, re-ranked exactly), "hnsw", or
+    # "auto": exact below 50,000 images (Market-1501 and MSMT17 stay exact), approximate above.
+    neighbour_search: str = "auto"
     # Memory.
     momentum: float = 0.1  # Cluster Contrast's README runs (its argparse says 0.2); SpCL 0.2, HHCL 0.1
     temperature: float = 0.05  # tau of every memory
@@ -190,7 +195,7 @@ _RULES: dict[str, _Rule] = {  # every field but method, losses and memory_update
     # The Jaccard distance lies in [0, 1]; eps = 1 would join every pair (and the sparse distance stores
     # only pairs below 1).
     "eps": _Rule(float, 0, 1, open_low=True, open_high=True), "min_samples": _Rule(int, 1), "k1": _Rule(int, 1),
-    "k2": _Rule(int, 1), "momentum": _Rule(float, 0, 1), "temperature": _Rule(float, 0, open_low=True),
+    "k2": _Rule(int, 1), "neighbour_search": _Rule(str, choices=NEIGHBOUR_SEARCHES), "momentum": _Rule(float, 0, 1), "temperature": _Rule(float, 0, open_low=True),
     "mu": _Rule(float, 0, 1), "eps_gap": _Rule(float, 0, 1, open_high=True),
     "backbone": _Rule(str, choices=BACKBONES), "pooling": _Rule(str, choices=POOLINGS),
     "height": _Rule(int, 16), "width": _Rule(int, 8), "erasing_p": _Rule(float, 0, 1),

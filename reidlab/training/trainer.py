@@ -224,7 +224,7 @@ class Trainer:
     def pseudo_label(self, features: torch.Tensor) -> np.ndarray:
         """Pseudo-labels ``(N,)`` of the training set from ``features (N, D)``; -1 = not in a cluster."""
         cfg = self.config
-        dist = jaccard_distance(features, k1=cfg.k1, k2=cfg.k2, output="sparse")
+        dist = jaccard_distance(features, k1=cfg.k1, k2=cfg.k2, neighbour_search=cfg.neighbour_search, output="sparse")
         if self.refiner is not None:  # SpCL: DBSCAN at eps, eps -/+ gap and the reliability criterion
             return self.refiner.fit(dist).labels_
         return DBSCANPseudoLabeler(eps=cfg.eps, min_samples=cfg.min_samples).fit(dist).labels_
