@@ -314,3 +314,47 @@ def test_cli_generates_tiny_and_prints_counts(tmp_path, capsys):
     assert str(root) in out and manifest["seed"] == 3
     for split in sm.SPLIT_DIRS:
         assert re.search(rf"{split}\s+{manifest['counts'][split]['images']} images", out)
+
+
+def test_tracklets_share_view_scene_and_pose_and_default_draws_each_image_alone():
+    config = dataclasses.replace(sm.PRESETS["tiny"], tracklet_length=(2, 4))
+    specs, _ = sm.plan_samples(config, seed=3, difficulty=1.0)
+    people = [s for s in specs if s.pid > 0]
+    tracks = defaultdict(list)
+    for spec in people:
+        tracks[spec.track_key].append(spec)
+    assert None not in tracks
+    for frames in tracks.values():
+        assert len({(f.pid, f.camera, f.view, f.direction) for f in frames}) == 1
+        assert len({f.key for f in frames}) == len(frames)  # each frame its own box, occlusion and noise
+    # tracks are cut from one camera's walk: at most 4 frames each, and some of several frames
+    sizes = [len(frames) for frames in tracks.values()]
+    assert max(sizes) <= 4 and sum(size > 1 for size in sizes) > len(sizes) // 3
+    # two frames of a tracklet: the same scene and pose, so their pixels are far closer than across tracklets
+    first, second = next(frames for frames in tracks.values() if len(frames) > 1)[:2]
+    other = next(frames[0] for frames in tracks.values() if frames[0].pid == first.pid and frames[0] is not first)
+    cameras = sm.sample_cameras(config.cameras, seed=3, difficulty=0.0)
+    pixels = [np.asarray(sm.render_sample(spec, cameras[spec.camera - 1], difficulty=0.0)[0], dtype=float)
+              for spec in (first, second, other)]
+    assert np.abs(pixels[0] - pixels[1]).mean() < 0.5 * np.abs(pixels[0] - pixels[2]).mean()
+    # the default preset keeps every image its own tracklet
+    assert all(s.track_key is None for s in sm.plan_samples(sm.PRESETS["tiny"], seed=3, difficulty=1.0)[0])
+
+
+def test_cameras_film_several_scenes_without_changing_their_own():
+    one = sm.sample_cameras(6, seed=5, difficulty=1.0)
+    three = sm.sample_cameras(6, seed=5, difficulty=1.0, scenes_per_camera=3)
+    for single, wide in zip(one, three):
+        assert dataclasses.replace(wide, other_scenes=()) == single
+        kinds = [single.background] + [kind for kind, _ in wide.other_scenes]
+        assert len(kinds) == 3 and len(set(kinds)) == 3
+    # every background kind is filmed by three cameras: the scene no longer names the camera
+    filmed = defaultdict(set)
+    for camera in three:
+        for kind in [camera.background] + [kind for kind, _ in camera.other_scenes]:
+            filmed[kind].add(camera.index)
+    assert all(len(cams) == 3 for cams in filmed.values())
+    with pytest.raises(ValueError, match="scenes_per_camera"):
+        dataclasses.replace(sm.PRESETS["tiny"], scenes_per_camera=7)
+    with pytest.raises(ValueError, match="tracklet_length"):
+        dataclasses.replace(sm.PRESETS["tiny"], tracklet_length=(0, 2))

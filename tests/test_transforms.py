@@ -146,3 +146,22 @@ def test_erasing_argument_errors():
         RandomErasing(area=(0.5, 0.1))
     with pytest.raises(ValueError, match=r"min_aspect must be in \(0, 1\], got 3"):
         RandomErasing(min_aspect=3)
+
+
+def test_colour_jitter_changes_colours_only_when_asked():
+    from PIL import Image
+    from torchvision import transforms as T
+
+    from reidlab.data.transforms import build_transforms
+
+    plain = build_transforms(64, 32, train=True, erasing_p=0.0)
+    jittered = build_transforms(64, 32, train=True, erasing_p=0.0, colour_jitter=0.4, flip_p=0.0, padding=0)
+    assert not any(isinstance(t, T.ColorJitter) for t in plain.transforms)
+    (jitter,) = [t for t in jittered.transforms if isinstance(t, T.ColorJitter)]
+    assert jitter.brightness == (0.6, 1.4) and jitter.hue == (-0.1, 0.1)
+    image = Image.new("RGB", (32, 64), (120, 60, 30))
+    torch.manual_seed(0)
+    outputs = torch.stack([jittered(image) for _ in range(8)])
+    # one colour per image (a global photometric change), but not the same colour in every draw
+    assert torch.allclose(outputs.amax(dim=(2, 3)), outputs.amin(dim=(2, 3)), atol=1e-5)
+    assert outputs[:, :, 0, 0].std(dim=0).min() > 0.05

@@ -164,6 +164,7 @@ def build_train_loader(
     erasing_p: float = 0.5,
     flip_p: float = 0.5,
     padding: int = 10,
+    colour_jitter: float = 0.0,
     pin_memory: bool = False,
 ) -> IterLoader:
     """P x K training batches with the train augmentations, ``iters`` batches per epoch.
@@ -189,6 +190,8 @@ def build_train_loader(
         flip_p: horizontal flip probability (docs/methods.md, section 5: 0.5).
         padding: padding before the random crop (docs/methods.md, section 5: 10). SCWM's trainer sets ``flip_p`` and
             ``padding`` to 0 and applies both itself, to the images and their pseudo parsing masks together.
+        colour_jitter: strength of the photometric augmentation (0 = off), see
+            :func:`reidlab.data.build_transforms`.
         pin_memory: Passed to the DataLoader (useful when batches go to a GPU).
 
     Returns:
@@ -199,7 +202,8 @@ def build_train_loader(
             f"batch_size must be a multiple of num_instances, got batch_size={batch_size}, "
             f"num_instances={num_instances}"
         )
-    transform = build_transforms(height, width, train=True, erasing_p=erasing_p, flip_p=flip_p, padding=padding)
+    transform = build_transforms(height, width, train=True, erasing_p=erasing_p, flip_p=flip_p, padding=padding,
+                                 colour_jitter=colour_jitter)
     dataset = ImageDataset(records, transform, labels=labels, cache=cache)
     sampler = PKSampler(dataset.labels, [r.camid for r in dataset.records], num_instances, seed=seed)
     generator = None if seed is None else torch.Generator().manual_seed(seed)

@@ -116,6 +116,7 @@ def build_transforms(
     flip_p: float = 0.5,
     padding: int = 10,
     erasing_p: float = 0.5,
+    colour_jitter: float = 0.0,
 ) -> T.Compose:
     """The train or test transform of docs/methods.md, section 5, taking a PIL image to a ``(3, height, width)`` tensor.
 
@@ -126,6 +127,11 @@ def build_transforms(
         flip_p: Horizontal flip probability (0.5).
         padding: Zero padding before the random crop back to ``(height, width)`` (10 pixels).
         erasing_p: Random erasing probability (0.5), see :class:`RandomErasing`.
+        colour_jitter: Strength ``s`` of a random photometric change after the flip (0 = off, the papers'
+            pipeline): brightness, contrast and saturation factors in ``[1 - s, 1 + s]`` and a hue shift in
+            ``[-s / 4, s / 4]`` (``torchvision.transforms.ColorJitter``). ImageNet pretraining uses colour
+            augmentation (Krizhevsky et al. 2012); reidlab's lab start model uses this in its place, so it
+            does not learn one camera's colour cast as identity (README, "Where training starts").
 
     Returns:
         A ``torchvision.transforms.Compose``.
@@ -137,6 +143,8 @@ def build_transforms(
     return T.Compose([
         resize,
         T.RandomHorizontalFlip(p=flip_p),
+        *([T.ColorJitter(colour_jitter, colour_jitter, colour_jitter, min(0.5, colour_jitter / 4))]
+          if colour_jitter > 0 else []),
         T.Pad(padding),
         T.RandomCrop((height, width)),
         *to_normalised_tensor,

@@ -65,6 +65,10 @@ class TrainConfig:
     height: int = 256  # every method (SCWM 384)
     width: int = 128  # every method
     erasing_p: float = 0.5  # random erasing probability, every method
+    # Photometric augmentation strength (reidlab.data.build_transforms; 0 = the papers' pipeline). At lab and
+    # tiny scale SynthMarket's cameras differ by strong synthetic colour casts, which the lab's small start
+    # model cannot ignore on its own: see SCALED_SETTINGS and benchmarks/calibrate_lab.py.
+    colour_jitter: float = 0.0
     num_workers: int = 4
     cache_images: bool = False  # decode each training image once per run and keep it in memory (lab scale)
     # Part-based methods only: SCWM and its PPLR stripe baseline (reidlab.training.parts).
@@ -199,6 +203,7 @@ _RULES: dict[str, _Rule] = {  # every field but method, losses and memory_update
     "mu": _Rule(float, 0, 1), "eps_gap": _Rule(float, 0, 1, open_high=True),
     "backbone": _Rule(str, choices=BACKBONES), "pooling": _Rule(str, choices=POOLINGS),
     "height": _Rule(int, 16), "width": _Rule(int, 8), "erasing_p": _Rule(float, 0, 1),
+    "colour_jitter": _Rule(float, 0, 1),
     "num_workers": _Rule(int, 0), "cache_images": _Rule(bool),
     "num_parts": _Rule(int, 2), "part_source": _Rule(str, choices=PART_SOURCES),
     "foreground_correction": _Rule(bool), "space_correction": _Rule(bool), "eta": _Rule(float, 0, _INF, open_low=True),

@@ -231,7 +231,7 @@ class DomainStage(GlobalStage):
         t, cfg = self.trainer, self.trainer.config
         options = {"height": cfg.height, "width": cfg.width, "batch_size": cfg.batch_size // t.world.world_size,
                    "num_instances": cfg.num_instances, "iters": cfg.iters, "num_workers": cfg.num_workers,
-                   "erasing_p": cfg.erasing_p}
+                   "erasing_p": cfg.erasing_p, "colour_jitter": cfg.colour_jitter}
         source = build_train_loader(self.source.train, self.source_labels.tolist(),
                                     seed=self.loader_seed(epoch) + _SOURCE_SEED_STREAM, cache=self.source_cache,
                                     **options)

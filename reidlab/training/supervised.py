@@ -57,6 +57,7 @@ class SupervisedConfig:
     temperature: float = 0.05  # tau of every memory (docs/methods.md, section 4)
     step_size: int = 0  # x0.1 every `step_size` epochs (20 at full scale, docs/methods.md, section 5); 0 = constant
     erasing_p: float = 0.0  # 0.5 at full scale (docs/methods.md, section 5)
+    colour_jitter: float = 0.0  # photometric augmentation strength (reidlab.data.build_transforms)
     height: int = 128
     width: int = 64
 
@@ -119,6 +120,7 @@ def train_supervised(
         seed=seed,
         cache=cache,
         erasing_p=config.erasing_p,
+        colour_jitter=config.colour_jitter,
     )
     model.to(device).train()
     prototypes = torch.nn.Parameter(F.normalize(torch.randn(len(classes), model.feature_dim, device=device), dim=1))

@@ -45,6 +45,8 @@ class Camera:
         noise_std: Sensor noise standard deviation (grey levels).
         resolution: Resolution of the sensor relative to the output (1 = sharp).
         view_probs: Probabilities of front, back and side views (a camera watches a path).
+        other_scenes: Further ``(background, colours)`` scenes this camera films (a wide view: the person
+            walks past several backgrounds); each image shows one of them or the main one, at random.
     """
 
     index: int
@@ -60,6 +62,7 @@ class Camera:
     noise_std: float
     resolution: float
     view_probs: tuple[float, float, float]
+    other_scenes: tuple[tuple[str, tuple[Colour, Colour, Colour]], ...] = ()
 
 
 _SCENE_COLOURS: dict[str, tuple[Sequence[Colour], Sequence[Colour], Sequence[Colour]]] = {
@@ -89,8 +92,13 @@ _SCENE_COLOURS: dict[str, tuple[Sequence[Colour], Sequence[Colour], Sequence[Col
 }
 
 
-def sample_cameras(n_cameras: int, *, seed: int, difficulty: float,
-                   domain: SynthDomain | None = None) -> list[Camera]:
+def _scene_colours(rng: np.random.Generator, kind: str) -> tuple[Colour, Colour, Colour]:
+    return tuple(tuple(float(np.clip(v + j, 0, 255)) for v, j in zip(_choice(rng, options), rng.normal(0, 8, 3)))
+                 for options in _SCENE_COLOURS[kind])
+
+
+def sample_cameras(n_cameras: int, *, seed: int, difficulty: float, domain: SynthDomain | None = None,
+                   scenes_per_camera: int = 1) -> list[Camera]:
     """Draw the cameras of a dataset.
 
     The casts are spread around the colour wheel (camera ``c`` gets hue angle ``2 pi c / n`` plus
@@ -104,6 +112,8 @@ def sample_cameras(n_cameras: int, *, seed: int, difficulty: float,
         seed: Dataset seed; camera ``c`` uses ``default_rng([seed, 2, c])``.
         difficulty: 0 = easy, 1 = default, larger = harder.
         domain: The dataset's domain; None: SynthMarket's default domain.
+        scenes_per_camera: Backgrounds each camera films: its own kind and the next ``scenes_per_camera - 1``
+            kinds of the other cameras (with colours of its own), so a background no longer names the camera.
     """
     domain = domain or SynthDomain()
     order = np.random.default_rng([seed, _STREAM_CAMERA, 0])
@@ -113,10 +123,10 @@ def sample_cameras(n_cameras: int, *, seed: int, difficulty: float,
     for c in range(1, n_cameras + 1):
         rng = np.random.default_rng([seed, _STREAM_CAMERA, c])
         kind = kinds[(c - 1) % len(kinds)]
-        grounds, walls, accents = _SCENE_COLOURS[kind]
-        colours = tuple(tuple(float(np.clip(v + j, 0, 255)) for v, j in zip(_choice(rng, options),
-                                                                           rng.normal(0, 8, 3)))
-                        for options in (grounds, walls, accents))
+        colours = _scene_colours(rng, kind)
+        others = tuple((kinds[(c - 1 + j) % len(kinds)],
+                        _scene_colours(np.random.default_rng([seed, _STREAM_CAMERA, c, j]), kinds[(c - 1 + j) % len(kinds)]))
+                       for j in range(1, scenes_per_camera))
         hue = 2 * math.pi * (c - 1) / n_cameras + rng.uniform(-0.4, 0.4)
         strength = 0.22 * difficulty * rng.uniform(0.7, 1.3)
         gain = np.exp(strength * np.cos(hue - np.array([0.0, 2 * math.pi / 3, 4 * math.pi / 3])))
@@ -134,6 +144,7 @@ def sample_cameras(n_cameras: int, *, seed: int, difficulty: float,
             noise_std=float(rng.uniform(1.5, 6.0) * difficulty),
             resolution=float(np.clip(1.0 - rng.uniform(0.0, 0.45) * difficulty, 0.35, 1.0)),
             view_probs=tuple(float(p) for p in rng.dirichlet((1.5, 1.5, 1.5))),
+            other_scenes=others,
         ))
     if domain != SynthDomain():
         cameras = [_in_domain(camera, domain, difficulty) for camera in cameras]
@@ -180,8 +191,11 @@ def _render_background(camera: Camera, rng: np.random.Generator, difficulty: flo
     amp = float(np.clip(0.5 + 0.5 * difficulty, 0.5, 1.5))
     y = np.arange(h, dtype=np.float32)[:, None]
     x = np.arange(w, dtype=np.float32)[None, :]
+    kind, colours = camera.background, camera.colours
+    if camera.other_scenes:
+        kind, colours = ((kind, colours), *camera.other_scenes)[int(rng.integers(len(camera.other_scenes) + 1))]
     ground, wall, accent = (np.array(c, dtype=np.float32) + rng.normal(0, 6, 3).astype(np.float32)
-                            for c in camera.colours)
+                            for c in colours)
     t = camera.texture_size / _SCALE * rng.uniform(0.9, 1.1)
     oy, ox = (float(v) for v in rng.uniform(0, 4 * t, 2))
     horizon = (camera.horizon + rng.uniform(-0.06, 0.06)) * h
@@ -191,7 +205,6 @@ def _render_background(camera: Camera, rng: np.random.Generator, difficulty: flo
         image[np.broadcast_to(where, (h, w))] = colour
 
     image = np.empty((h, w, 3), dtype=np.float32)
-    kind = camera.background
     if kind == "tiles":  # pavement in staggered rows, a tone per tile, dark grout; a wall at the top
         row = np.floor((y + oy) / t)
         u = x + ox + (row % 2) * t / 2

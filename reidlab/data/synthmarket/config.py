@@ -104,6 +104,9 @@ class SynthMarketConfig:
         n_junk: Gallery images with pid -1: badly cropped, mostly background detections.
         jpeg_quality: JPEG quality of the images (PIL, fixed so files are reproducible).
         domain: How the world looks (:class:`SynthDomain`): backgrounds, palette, light and sensors.
+        tracklet_length: Inclusive range of consecutive frames per tracklet; a tracklet's frames share
+            view, scene and pose. (1, 1): every image drawn on its own.
+        scenes_per_camera: Backgrounds each camera films, 1..``cameras`` (1: the background names the camera).
     """
 
     n_train_ids: int = 150
@@ -116,6 +119,8 @@ class SynthMarketConfig:
     n_junk: int = 250
     jpeg_quality: int = 90
     domain: SynthDomain = field(default_factory=SynthDomain)
+    tracklet_length: tuple[int, int] = (1, 1)
+    scenes_per_camera: int = 1
 
     def __post_init__(self) -> None:
         if self.n_train_ids < 1 or self.n_test_ids < 1:
@@ -141,6 +146,11 @@ class SynthMarketConfig:
             raise ValueError(f"twin_fraction must be in [0, 1], got {self.twin_fraction}")
         if self.n_distractors < 0 or self.n_junk < 0:
             raise ValueError(f"n_distractors and n_junk must be >= 0, got {self.n_distractors} and {self.n_junk}")
+        low, high = self.tracklet_length
+        if not 1 <= low <= high:
+            raise ValueError(f"tracklet_length must be (low, high) with 1 <= low <= high, got {self.tracklet_length}")
+        if not 1 <= self.scenes_per_camera <= self.cameras:
+            raise ValueError(f"scenes_per_camera must be in 1..cameras={self.cameras}, got {self.scenes_per_camera}")
         if not 1 <= self.jpeg_quality <= 95:
             raise ValueError(f"jpeg_quality must be in 1..95, got {self.jpeg_quality}")
 

@@ -26,6 +26,8 @@ from reidlab.data.synthmarket.render import SampleSpec
 # 4. Split assignment
 # --------------------------------------------------------------------------------------------------
 
+_TRACK_KEYS = 100_000  # tracklet keys (seed, stream, pid, _TRACK_KEYS + first image) never equal an image key
+
 
 def _stem(pid: int, camera: int, sequence: int, frame: int, bbox: int) -> str:
     prefix = "-1" if pid == -1 else f"{pid:04d}"
@@ -45,7 +47,9 @@ def plan_samples(config: SynthMarketConfig, *, seed: int, difficulty: float) -> 
     - pids ``1..n_train_ids + n_test_ids`` are shuffled into disjoint train and test identities;
     - an identity is seen in ``cameras_per_id`` cameras with ``images_per_id`` images in all, at
       least one per camera (train) or two per camera (test); within a camera its images form one
-      track (one sequence, increasing frames) and mostly share the camera's dominant viewpoint;
+      track (one sequence, increasing frames) and mostly share the camera's dominant viewpoint; the
+      track is cut into tracklets of ``tracklet_length`` consecutive frames that share their view,
+      scene and pose (a person filmed while walking past), as real datasets are cut from video;
     - for each test identity and camera one image goes to ``query`` and the rest to
       ``bounding_box_test``, so every query has a gallery match in another camera;
     - ``bounding_box_test`` also gets ``n_distractors`` pid-0 images (people not in the dataset, a
@@ -60,7 +64,8 @@ def plan_samples(config: SynthMarketConfig, *, seed: int, difficulty: float) -> 
     Returns:
         ``(specs, cameras)``: the samples in a fixed order and the :class:`Camera` list.
     """
-    cameras = sample_cameras(config.cameras, seed=seed, difficulty=difficulty, domain=config.domain)
+    cameras = sample_cameras(config.cameras, seed=seed, difficulty=difficulty, domain=config.domain,
+                             scenes_per_camera=config.scenes_per_camera)
     palette = config.domain.palette
     n_ids = config.n_train_ids + config.n_test_ids
     order = np.random.default_rng([seed, _STREAM_SPLIT]).permutation(np.arange(1, n_ids + 1))
@@ -96,13 +101,21 @@ def plan_samples(config: SynthMarketConfig, *, seed: int, difficulty: float) -> 
             sequence, frame = int(rng.integers(1, 7)), int(rng.integers(100, 150000))
             dominant = _choice(rng, VIEWS, camera.view_probs)
             query = int(rng.integers(count)) if is_test else -1
+            frames_left, track_key = 0, None
             for j in range(count):
                 frame += int(rng.integers(4, 40))
                 bbox = 1 if rng.random() < 0.85 else int(rng.integers(2, 4))
-                view, direction = _view(rng, camera, dominant)
+                if frames_left == 0:  # a new tracklet: its view, and the key of its scene and pose
+                    view, direction = _view(rng, camera, dominant)
+                    frames_left = 1
+                    if config.tracklet_length[1] > 1:
+                        frames_left = int(rng.integers(config.tracklet_length[0], config.tracklet_length[1] + 1))
+                        track_key = (seed, _STREAM_IMAGE, pid, _TRACK_KEYS + index)
+                frames_left -= 1
                 split = "bounding_box_train" if not is_test else ("query" if j == query else "bounding_box_test")
                 specs.append(SampleSpec(split, unique_stem(pid, cam, sequence, frame, bbox), pid, cam, view,
-                                        direction, appearances[pid], None, (seed, _STREAM_IMAGE, pid, index)))
+                                        direction, appearances[pid], None, (seed, _STREAM_IMAGE, pid, index),
+                                        track_key))
                 index += 1
 
     for i in range(config.n_distractors):

@@ -437,6 +437,9 @@ class SampleSpec:
         appearance: The person drawn, or None for a background-only crop.
         junk: How a junk crop is spoiled (``offset``, ``part``, ``small``), else None.
         key: Seed key of the image's random generator, ``(seed, stream, ...)``.
+        track_key: Seed key shared by the frames of one tracklet (consecutive frames of one walk past a
+            camera): their scene and pose come from it, so they differ only in the detector box, occlusion
+            and sensor noise. None: the image is a tracklet of its own.
     """
 
     split: str
@@ -448,6 +451,7 @@ class SampleSpec:
     appearance: Appearance | None
     junk: str | None
     key: tuple[int, ...]
+    track_key: tuple[int, ...] | None = None
 
 
 def render_sample(spec: SampleSpec, camera: Camera, *, difficulty: float = 1.0) -> tuple[Image.Image, Image.Image]:
@@ -473,6 +477,9 @@ def render_sample(spec: SampleSpec, camera: Camera, *, difficulty: float = 1.0) 
     """
     bg_rng, pose_rng, geo_rng, photo_rng = (np.random.default_rng(s)
                                             for s in np.random.SeedSequence(list(spec.key)).spawn(4))
+    if spec.track_key is not None:  # a tracklet's frames share the scene and the pose
+        bg_rng, pose_rng = (np.random.default_rng(s)
+                            for s in np.random.SeedSequence(list(spec.track_key)).spawn(4)[:2])
     d = float(difficulty)
 
     # where the person stands: the nominal crop is the canvas centre; junk crops move the person away

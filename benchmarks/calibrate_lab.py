@@ -1,0 +1,185 @@
+"""Calibrate the lab: SynthMarket, the start model and the schedule, measured together.
+
+For one configuration (a SynthMarket config and difficulty, an input size, a start recipe) it
+
+1. generates the target SynthMarket (seed 0) and the source SynthMarket the start model learns from
+   (seed 1), with the same config;
+2. trains the start model with labels on the source (reidlab's stand-in for ImageNet weights) and
+   evaluates it on the target;
+3. trains the supervised ceiling: the start fine-tuned with the target's true identities;
+4. runs each method at lab scale from the same start with the same budget, recording per-epoch mAP,
+   pseudo-label ARI, purity and cluster count;
+
+and writes everything to ``benchmarks/calibration/<name>.json`` (and prints a one-line summary per run).
+The configurations tried, with what they showed, are listed in ``benchmarks/CALIBRATION.md``.
+
+Examples::
+
+    python benchmarks/calibrate_lab.py --name shipped --methods cluster_contrast,spcl,hhcl,scwm --seeds 0,1,2
+    python benchmarks/calibrate_lab.py --name hard --difficulty 1.0 --synth cameras_per_id=[2,6] \\
+        --start-jitter 0 --methods cluster_contrast
+
+Every dataset and start model is cached under ``$REIDLAB_DATA`` (default ``data/``), keyed by its
+settings, so a second configuration sharing them skips that work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reidlab.config import data_dir
+from reidlab.data.prepare import prepare_dataset
+from reidlab.data.synthmarket import PRESETS, generate_synthmarket
+from reidlab.evaluation import evaluate_model
+from reidlab.models import build_model
+from reidlab.training import Trainer, preset
+from reidlab.training.methods import get_method
+from reidlab.training.run import parse_overrides
+from reidlab.training.supervised import (
+    SupervisedConfig,
+    supervised_model,
+    train_supervised,
+)
+from reidlab.utils import seed_everything
+
+OUT = Path(__file__).resolve().parent / "calibration"
+
+
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def synth_config(pairs: list[str]):
+    """The default preset with ``key=value`` overrides (JSON values; lists become tuples)."""
+    base = PRESETS["default"]
+    values = {}
+    for pair in pairs:
+        key, _, text = pair.partition("=")
+        value = _value(text)
+        values[key] = tuple(value) if isinstance(value, list) else value
+    return dataclasses.replace(base, **values)
+
+
+def dataset(config, *, seed: int, difficulty: float, tag: str):
+    root = data_dir() / "calibration" / f"synthmarket-{tag}-d{difficulty:g}-seed{seed}"
+    generate_synthmarket(root, config=config, seed=seed, difficulty=difficulty, progress=False)
+    return prepare_dataset("synthmarket", root, scale="lab", progress=False)
+
+
+def measure(model, data, height: int, width: int) -> float:
+    metrics, _ = evaluate_model(model, data, height=height, width=width, progress=False)
+    return round(100 * metrics["mAP"], 2)
+
+
+LABELS = ("dbscan", "true", "true-split-by-camera", "true-20pct-noise")
+
+
+class DiagnosticTrainer(Trainer):
+    """The Trainer with its pseudo-labels replaced (diagnostics of what breaks training; not a method):
+    ``true`` the identities, ``true-split-by-camera`` one class per identity and camera (pure clusters that
+    never cross cameras), ``true-20pct-noise`` the identities with 20% of the labels drawn at random."""
+
+    labels = "dbscan"
+
+    def pseudo_label(self, features):
+        labels = super().pseudo_label(features)
+        true = np.unique(self.true_pids, return_inverse=True)[1]
+        if self.labels == "true":
+            return true
+        if self.labels == "true-split-by-camera":
+            cameras = np.array([r.camid for r in self.dataset.train])
+            return np.unique(true * 100 + cameras, return_inverse=True)[1]
+        if self.labels == "true-20pct-noise":
+            rng = np.random.default_rng(len(self.history))
+            flip = rng.random(len(true)) < 0.2
+            true = true.copy()
+            true[flip] = rng.integers(0, true.max() + 1, flip.sum())
+            return true
+        return labels
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--name", required=True, help="name of this configuration (output file name)")
+    parser.add_argument("--difficulty", type=float, default=1.0)
+    parser.add_argument("--synth", action="append", default=[], help="SynthMarketConfig key=value (JSON value)")
+    parser.add_argument("--size", default="64x32", help="input height x width")
+    parser.add_argument("--start-jitter", type=float, default=0.4, help="colour jitter of the start's pretraining")
+    parser.add_argument("--start-epochs", type=int, default=12)
+    parser.add_argument("--sources", type=int, default=1, help="source SynthMarkets (seeds 1..n) the start learns from")
+    parser.add_argument("--ceiling-epochs", type=int, default=8)
+    parser.add_argument("--methods", default="cluster_contrast")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--labels", choices=LABELS, default="dbscan", help="replace the pseudo-labels (diagnostics)")
+    parser.add_argument("--set", action="append", default=[], help="TrainConfig override for every method")
+    args = parser.parse_args(argv)
+    height, width = (int(v) for v in args.size.split("x"))
+    config = synth_config(args.synth)
+    tag = hashlib.sha1(repr(config).encode()).hexdigest()[:8] if args.synth else "default"
+    began = time.perf_counter()
+    target = dataset(config, seed=0, difficulty=args.difficulty, tag=tag)
+    source = dataset(config, seed=1, difficulty=args.difficulty, tag=tag)
+    for k in range(1, args.sources):  # more source SynthMarkets: other people, other cameras
+        more = dataset(config, seed=1 + k, difficulty=args.difficulty, tag=tag)
+        source.train = source.train + [r._replace(pid=r.pid + 10000 * k, camid=r.camid + 10 * k) for r in more.train]
+    start_cfg = SupervisedConfig(epochs=args.start_epochs, height=height, width=width,
+                                 colour_jitter=args.start_jitter)
+    start = supervised_model(source, config=start_cfg, seed=1 if args.sources == 1 else 1000 + args.sources,
+                             progress=False)
+    start_mAP = measure(start, target, height, width)
+    print(f"[{args.name}] start {start_mAP}, {time.perf_counter() - began:.0f}s", flush=True)
+    ceiling_cfg = dataclasses.replace(start_cfg, epochs=args.ceiling_epochs)
+    ceiling = copy.deepcopy(start)
+    if args.ceiling_epochs:  # fine-tune with the target's labels (0: skip, the ceiling is known)
+        seed_everything(0)
+        train_supervised(ceiling, target.train, ceiling_cfg, seed=0, progress=False)
+    result = {
+        "name": args.name, "argv": sys.argv[1:], "synthmarket": dataclasses.asdict(config),
+        "difficulty": args.difficulty, "size": [height, width], "start_config": dataclasses.asdict(start_cfg), "sources": args.sources,
+        "start_mAP": start_mAP, "ceiling_mAP": measure(ceiling, target, height, width) if args.ceiling_epochs else None,
+        "runs": [],
+    }
+    print(f"[{args.name}] start {result['start_mAP']}, "
+          f"ceiling {result['ceiling_mAP']}, {time.perf_counter() - began:.0f}s", flush=True)
+    overrides = parse_overrides(args.set)
+    OUT.mkdir(exist_ok=True)
+    for method in args.methods.split(","):
+        for seed in (int(s) for s in args.seeds.split(",")):
+            cfg = preset(method, scale="lab", **{"height": height, "width": width, **overrides})
+            seed_everything(seed)
+            model = build_model(cfg.backbone, pooling=cfg.pooling, pretrained=False)
+            model.load_state_dict(start.state_dict(), strict=False)
+            model = get_method(cfg.method).stage.build_model(model, cfg, seed=seed)
+            t0 = time.perf_counter()
+            DiagnosticTrainer.labels = args.labels
+            trainer = DiagnosticTrainer(model, target, cfg, seed=seed, progress=False)
+            history = trainer.fit()
+            seconds = time.perf_counter() - t0
+            curve = [{k: e.get(k) for k in ("epoch", "mAP", "ari", "nmi", "n_clusters", "n_outliers", "seconds")}
+                     for e in history]
+            final = next(e["mAP"] for e in reversed(history) if e.get("mAP") is not None)
+            result["runs"].append({"method": method, "seed": seed, "labels": args.labels, "seconds": round(seconds, 1),
+                                   "final_mAP": round(100 * final, 2), "curve": curve})
+            print(f"[{args.name}] {method} seed {seed}: mAP {100 * final:.1f} in {seconds:.0f}s; "
+                  + " ".join(f"e{e['epoch']}:{100 * (e.get('mAP') or 0):.1f}/{e['ari']:.2f}/{e['n_clusters']}" for e in curve), flush=True)
+            (OUT / f"{args.name}.json").write_text(json.dumps(result, indent=1))
+    (OUT / f"{args.name}.json").write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1 if "--one-thread" in sys.argv else torch.get_num_threads())
+    raise SystemExit(main([a for a in sys.argv[1:] if a != "--one-thread"]))
