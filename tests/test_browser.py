@@ -118,6 +118,14 @@ NOTEBOOK_WIDGETS = {
     "05_weighted_memory": NotebookWidgets(
         (), monitors=lambda parameters: len(set(names(parameters["updates"])) | {"weighted"}) + 1
     ),
+    # reidlab.lab.toy.CameraToy; one monitor per method and seed trained.
+    "06_domains_and_cameras": NotebookWidgets(
+        (
+            Operate("crosscam_weight", shows="crosscam_weight {value}", changes=r"inter ([\d.]+), \d+ hard"),
+            Operate("crosscam_negatives", shows="crosscam_negatives {value}", changes=r"(\d+) hard negatives"),
+        ),
+        monitors=lambda parameters: len(names(parameters["methods"])) * len(names(parameters["seeds"])),
+    ),
     # One monitor on the run.
     "train_one_run": NotebookWidgets((), monitors=1),
 }
@@ -127,6 +135,7 @@ BROWSER_PARAMETERS = {
     "02_memory_banks": {"methods": "cluster_contrast"},
     "03_hard_mining": {"mus": "0.5"},
     "05_weighted_memory": {"updates": "weighted"},
+    "06_domains_and_cameras": {"methods": "cluster_contrast,cap"},
 }
 
 

@@ -344,3 +344,15 @@ def test_camera_pull_equals_the_naive_gradients_of_cap_losses():
     toy.weight_slider.value, toy.negatives_slider.value = 1.0, 2
     toy.static_figure()
     assert len(toy.last_pull_["negatives"]) == 2 and np.linalg.norm(toy.last_pull_["pull_inter"]) > 0
+
+
+def test_camera_toy_summary_names_the_settings_and_the_pulls():
+    from reidlab.lab.toy import CameraToy
+
+    toy = CameraToy()
+    toy.weight_slider.value, toy.negatives_slider.value = 1.0, 2
+    pull = toy.last_pull_
+    line = toy.summary.value
+    assert line.startswith("crosscam_weight 1.0, crosscam_negatives 2 |") and "2 hard negatives" in line
+    assert f"inter {np.linalg.norm(pull['pull_inter']):.3f}" in line
+    assert f"L_intra {pull['loss_intra']:.2f}" in line

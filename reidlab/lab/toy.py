@@ -839,7 +839,7 @@ class CameraToy:
         seed: seed of the toy data.
 
     Attributes:
-        weight_slider, negatives_slider, output: the widgets.
+        weight_slider, negatives_slider, summary, output: the widgets (the summary holds :meth:`describe`).
         last_pull_: the :func:`camera_pull` result shown.
     """
 
@@ -856,10 +856,13 @@ class CameraToy:
                                                      description="crosscam_negatives",
                                                      style={"description_width": "initial"})
         self.output = ipywidgets.Output()
+        self.summary = ipywidgets.HTML()
+        self.summary.add_class(TOY_SUMMARY_CLASS)
         self.last_pull_: dict[str, Any] | None = None
         for slider in (self.weight_slider, self.negatives_slider):
             slider.observe(self._on_change, names="value")
-        self._box = ipywidgets.VBox([ipywidgets.HBox([self.weight_slider, self.negatives_slider]), self.output])
+        self._box = ipywidgets.VBox([ipywidgets.HBox([self.weight_slider, self.negatives_slider]), self.summary,
+                                     self.output])
         self._refresh()
 
     def memory(self) -> CameraProxyMemory:
@@ -876,8 +879,22 @@ class CameraToy:
         plot_camera_pull(memory, self.features, self.labels, self.cameras, self.index, ax=fig.add_subplot())
         return fig
 
+    def describe(self) -> str:
+        """One line on the pull shown (``last_pull_``): the settings, both losses and the length of each pull.
+
+        Example: ``crosscam_weight 0.5, crosscam_negatives 3 | L_intra 0.81, L_inter 1.20 | pull: intra 0.412,
+        inter 0.655, 3 hard negatives``.
+        """
+        if self.last_pull_ is None:
+            self.static_figure()
+        pull = self.last_pull_
+        return (f"crosscam_weight {self.weight_slider.value:.1f}, crosscam_negatives {self.negatives_slider.value} | "
+                f"L_intra {pull['loss_intra']:.2f}, L_inter {pull['loss_inter']:.2f} | pull: intra "
+                f"{np.linalg.norm(pull['pull_intra']):.3f}, inter {np.linalg.norm(pull['pull_inter']):.3f}, "
+                f"{len(pull['negatives'])} hard negatives")
+
     def widget(self) -> ipywidgets.VBox:
-        """The sliders above the output."""
+        """The sliders above the summary line and the output."""
         return self._box
 
     def _on_change(self, change: dict[str, Any]) -> None:
@@ -885,6 +902,7 @@ class CameraToy:
 
     def _refresh(self) -> None:
         self.output.outputs = (png_output(self.static_figure()),)
+        self.summary.value = html.escape(self.describe())
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(weight={self.weight_slider.value}, "
