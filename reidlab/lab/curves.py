@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from reidlab.plotting import Figure
 
@@ -84,7 +85,10 @@ def plot_training_curves(
         axes[0].axhline(100 * start, color="grey", ls=":", label=f"start model {100 * start:.1f}")
     if ceiling is not None:
         axes[0].axhline(100 * ceiling, color="black", ls="--", label=f"supervised ceiling {100 * ceiling:.1f}")
-    axes[0].set_ylim(bottom=0)
+    top = max(axes[0].get_ylim()[1], 100 * (ceiling or 0) * 1.08)
+    axes[0].set_ylim(0, top)
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].legend(fontsize=8, loc="best")
     if title:
         fig.suptitle(title)
