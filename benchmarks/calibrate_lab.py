@@ -19,7 +19,8 @@ Examples::
     python benchmarks/calibrate_lab.py --name hard --difficulty 1.0 --synth cameras_per_id=[2,6] \\
         --start-jitter 0 --methods cluster_contrast
 
-Every dataset and start model is cached under ``$REIDLAB_DATA`` (default ``data/``), keyed by its
+``--one-thread`` keeps torch to one thread (two experiments side by side on two cores). Every dataset and
+start model is cached under ``$REIDLAB_DATA`` (default ``data/``), keyed by its
 settings, so a second configuration sharing them skips that work.
 """
 
@@ -148,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         train_supervised(ceiling, target.train, ceiling_cfg, seed=0, progress=False)
     result = {
         "name": args.name, "argv": sys.argv[1:], "synthmarket": dataclasses.asdict(config),
-        "difficulty": args.difficulty, "size": [height, width], "start_config": dataclasses.asdict(start_cfg), "sources": args.sources,
-        "start_mAP": start_mAP, "ceiling_mAP": measure(ceiling, target, height, width) if args.ceiling_epochs else None,
-        "runs": [],
+        "difficulty": args.difficulty, "size": [height, width], "start_config": dataclasses.asdict(start_cfg),
+        "sources": args.sources, "start_mAP": start_mAP,
+        "ceiling_mAP": measure(ceiling, target, height, width) if args.ceiling_epochs else None, "runs": [],
     }
     print(f"[{args.name}] start {result['start_mAP']}, "
           f"ceiling {result['ceiling_mAP']}, {time.perf_counter() - began:.0f}s", flush=True)
@@ -173,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
             final = next(e["mAP"] for e in reversed(history) if e.get("mAP") is not None)
             result["runs"].append({"method": method, "seed": seed, "labels": args.labels, "seconds": round(seconds, 1),
                                    "final_mAP": round(100 * final, 2), "curve": curve})
-            print(f"[{args.name}] {method} seed {seed}: mAP {100 * final:.1f} in {seconds:.0f}s; "
-                  + " ".join(f"e{e['epoch']}:{100 * (e.get('mAP') or 0):.1f}/{e['ari']:.2f}/{e['n_clusters']}" for e in curve), flush=True)
+            epochs = " ".join(f"e{e['epoch']}:{100 * (e.get('mAP') or 0):.1f}/{e['ari']:.2f}/{e['n_clusters']}"
+                              for e in curve)  # mAP (0: not evaluated) / ARI / clusters per epoch
+            print(f"[{args.name}] {method} seed {seed}: mAP {100 * final:.1f} in {seconds:.0f}s; {epochs}", flush=True)
             (OUT / f"{args.name}.json").write_text(json.dumps(result, indent=1))
     (OUT / f"{args.name}.json").write_text(json.dumps(result, indent=1))
     return 0
