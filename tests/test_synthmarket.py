@@ -358,3 +358,8 @@ def test_cameras_film_several_scenes_without_changing_their_own():
         dataclasses.replace(sm.PRESETS["tiny"], scenes_per_camera=7)
     with pytest.raises(ValueError, match="tracklet_length"):
         dataclasses.replace(sm.PRESETS["tiny"], tracklet_length=(0, 2))
+
+
+def test_manifest_of_a_default_dataset_names_no_setting_added_after_format_1(tiny):
+    config = json.loads((tiny / sm.MANIFEST_NAME).read_text())["config"]
+    assert not {"domain", "tracklet_length", "scenes_per_camera"} & set(config)

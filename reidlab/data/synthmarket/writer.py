@@ -177,8 +177,11 @@ def generate_synthmarket(
     manifest = {"name": "SynthMarket", "version": FORMAT_VERSION, "preset": preset_name, "seed": int(seed),
                 "difficulty": difficulty, "image_size": list(IMAGE_SIZE), "part_names": list(PART_NAMES),
                 "config": dataclasses.asdict(config)}
-    if config.domain == SynthDomain():  # the default domain is not written: manifests stay as they were before domains
-        del manifest["config"]["domain"]
+    # Settings added after format 1 are not written at their defaults: manifests stay as they were before them,
+    # so a dataset generated then is still recognised and reused.
+    for name, default in (("domain", SynthDomain()), ("tracklet_length", (1, 1)), ("scenes_per_camera", 1)):
+        if getattr(config, name) == default:
+            del manifest["config"][name]
     manifest["config"] = json.loads(json.dumps(manifest["config"]))  # tuples as lists, as read back
     _remove_stale(root)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
