@@ -129,9 +129,9 @@ def build_transforms(
         erasing_p: Random erasing probability (0.5), see :class:`RandomErasing`.
         colour_jitter: Strength ``s`` of a random photometric change after the flip (0 = off, the papers'
             pipeline): brightness, contrast and saturation factors in ``[1 - s, 1 + s]`` and a hue shift in
-            ``[-s / 4, s / 4]`` (``torchvision.transforms.ColorJitter``). ImageNet pretraining uses colour
-            augmentation (Krizhevsky et al. 2012); reidlab's lab start model uses this in its place, so it
-            does not learn one camera's colour cast as identity (README, "Where training starts").
+            ``[-s / 4, s / 4]`` (``torchvision.transforms.ColorJitter``), against SynthMarket's per-camera
+            colour casts. ImageNet pretraining uses colour augmentation (Krizhevsky et al. 2012); the re-ID
+            papers' pipeline does not. No preset sets it: benchmarks/CALIBRATION.md measures it.
 
     Returns:
         A ``torchvision.transforms.Compose``.

@@ -65,9 +65,8 @@ class TrainConfig:
     height: int = 256  # every method (SCWM 384)
     width: int = 128  # every method
     erasing_p: float = 0.5  # random erasing probability, every method
-    # Photometric augmentation strength (reidlab.data.build_transforms; 0 = the papers' pipeline). At lab and
-    # tiny scale SynthMarket's cameras differ by strong synthetic colour casts, which the lab's small start
-    # model cannot ignore on its own: see SCALED_SETTINGS and benchmarks/calibrate_lab.py.
+    # Photometric augmentation strength (reidlab.data.build_transforms; 0 = the papers' pipeline, every preset).
+    # Against SynthMarket's synthetic per-camera colour casts; measured in benchmarks/CALIBRATION.md.
     colour_jitter: float = 0.0
     num_workers: int = 4
     cache_images: bool = False  # decode each training image once per run and keep it in memory (lab scale)
