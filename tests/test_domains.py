@@ -335,25 +335,3 @@ def test_a_given_source_dataset_is_used(tiny_synthmarket, tmp_path):
     trainer = Trainer(uda_model("cluster_contrast_uda"), tiny_synthmarket, preset("cluster_contrast_uda", scale="tiny"),
                       source=other, progress=False)
     assert trainer.stage.source is other
-
-
-class Interrupt(Exception):
-    pass
-
-
-@pytest.mark.parametrize("method", UDA)
-def test_a_resumed_run_ends_like_an_uninterrupted_one(method, tiny_synthmarket, tmp_path):
-    config = preset(method, scale="tiny", epochs=3)
-    full = Trainer(uda_model(method), tiny_synthmarket, config, run_dir=tmp_path / "full", progress=False).fit()
-
-    def stop_after_first_epoch(entry):
-        if entry["epoch"] == 0:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        Trainer(uda_model(method), tiny_synthmarket, config, run_dir=tmp_path / "cut", progress=False,
-                callbacks=[stop_after_first_epoch]).fit()
-    resumed = Trainer(uda_model(method, seed=123), tiny_synthmarket, config, run_dir=tmp_path / "cut",
-                      progress=False).fit(resume=True)
-    strip = lambda history: [{k: v for k, v in e.items() if k != "seconds"} for e in history]  # noqa: E731
-    assert strip(resumed) == strip(full)
