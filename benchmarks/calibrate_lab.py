@@ -85,18 +85,37 @@ def measure(model, data, height: int, width: int) -> float:
     return round(100 * metrics["mAP"], 2)
 
 
-LABELS = ("dbscan", "true", "true-split-by-camera", "true-20pct-noise")
+LABELS = ("dbscan", "true", "true-split-by-camera", "true-20pct-noise", "dbscan-purified", "dbscan-merges-only")
+
+
+def one_camera_share(labels, cameras) -> float:
+    """Share of the clustered images (label >= 0) whose cluster holds a single camera."""
+    labels, cameras = np.asarray(labels), np.asarray(cameras)
+    kept = labels >= 0
+    if not kept.any():
+        return 0.0
+    per_cluster = {}
+    for label, camera in zip(labels[kept], cameras[kept]):
+        per_cluster.setdefault(label, set()).add(camera)
+    return float(np.mean([len(per_cluster[label]) == 1 for label in labels[kept]]))
 
 
 class DiagnosticTrainer(Trainer):
     """The Trainer with its pseudo-labels replaced (diagnostics of what breaks training; not a method):
     ``true`` the identities, ``true-split-by-camera`` one class per identity and camera (pure clusters that
-    never cross cameras), ``true-20pct-noise`` the identities with 20% of the labels drawn at random."""
+    never cross cameras), ``true-20pct-noise`` the identities with 20% of the labels drawn at random,
+    ``dbscan-purified`` DBSCAN's clusters split by identity (its splits and outliers kept, its merges undone),
+    ``dbscan-merges-only`` each identity as a whole in the DBSCAN cluster most of its images fall in (merges
+    kept, splits and outliers undone)."""
 
     labels = "dbscan"
 
     def pseudo_label(self, features):
-        labels = super().pseudo_label(features)
+        labels = self._replaced(super().pseudo_label(features))
+        self.one_camera_share.append(one_camera_share(labels, [r.camid for r in self.dataset.train]))
+        return labels
+
+    def _replaced(self, labels):
         true = np.unique(self.true_pids, return_inverse=True)[1]
         if self.labels == "true":
             return true
@@ -109,6 +128,16 @@ class DiagnosticTrainer(Trainer):
             true = true.copy()
             true[flip] = rng.integers(0, true.max() + 1, flip.sum())
             return true
+        if self.labels == "dbscan-purified":
+            kept, pure = labels >= 0, np.full_like(labels, -1)
+            pure[kept] = np.unique(labels[kept] * (true.max() + 1) + true[kept], return_inverse=True)[1]
+            return pure
+        if self.labels == "dbscan-merges-only":
+            home = {}
+            for pid in np.unique(true):
+                clustered = labels[(true == pid) & (labels >= 0)]
+                home[pid] = np.bincount(clustered).argmax() if len(clustered) else labels.max() + 1 + pid
+            return np.unique([home[pid] for pid in true], return_inverse=True)[1]
         return labels
 
 
@@ -167,15 +196,17 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             DiagnosticTrainer.labels = args.labels
             trainer = DiagnosticTrainer(model, target, cfg, seed=seed, progress=False)
+            trainer.one_camera_share = []
             history = trainer.fit()
             seconds = time.perf_counter() - t0
-            curve = [{k: e.get(k) for k in ("epoch", "mAP", "ari", "nmi", "n_clusters", "n_outliers", "seconds")}
-                     for e in history]
+            curve = [{**{k: e.get(k) for k in ("epoch", "mAP", "ari", "nmi", "n_clusters", "n_outliers", "seconds")},
+                      "one_camera_share": share} for e, share in zip(history, trainer.one_camera_share)]
             final = next(e["mAP"] for e in reversed(history) if e.get("mAP") is not None)
             result["runs"].append({"method": method, "seed": seed, "labels": args.labels, "seconds": round(seconds, 1),
                                    "final_mAP": round(100 * final, 2), "curve": curve})
             epochs = " ".join(f"e{e['epoch']}:{100 * (e.get('mAP') or 0):.1f}/{e['ari']:.2f}/{e['n_clusters']}"
-                              for e in curve)  # mAP (0: not evaluated) / ARI / clusters per epoch
+                              f"/{e['one_camera_share']:.2f}" for e in curve)
+            # per epoch: mAP (0: not evaluated) / ARI / clusters / share of clustered images in one-camera clusters
             print(f"[{args.name}] {method} seed {seed}: mAP {100 * final:.1f} in {seconds:.0f}s; {epochs}", flush=True)
             (OUT / f"{args.name}.json").write_text(json.dumps(result, indent=1))
     (OUT / f"{args.name}.json").write_text(json.dumps(result, indent=1))

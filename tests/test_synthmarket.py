@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -360,6 +360,23 @@ def test_cameras_film_several_scenes_without_changing_their_own():
         dataclasses.replace(sm.PRESETS["tiny"], tracklet_length=(0, 2))
 
 
+def test_viewpoints_follow_the_camera_unless_camera_views_is_off():
+    def view_shares(config):
+        specs, _ = sm.plan_samples(config, seed=2, difficulty=1.0)
+        counts = defaultdict(Counter)
+        for spec in specs:
+            if spec.pid > 0:
+                counts[spec.camera][spec.view] += 1
+        return {cam: {view: n / sum(c.values()) for view, n in c.items()} for cam, c in counts.items()}
+
+    base = dataclasses.replace(sm.PRESETS["default"], n_distractors=0, n_junk=0)
+    # by default each camera prefers some views: its most common view is well above a third (0.53 here)
+    assert np.mean([max(shares.values()) for shares in view_shares(base).values()]) > 0.45
+    # with camera_views off every camera sees the three views about equally
+    uniform = view_shares(dataclasses.replace(base, camera_views=False))
+    assert all(abs(share - 1 / 3) < 0.06 for shares in uniform.values() for share in shares.values())
+
+
 def test_manifest_of_a_default_dataset_names_no_setting_added_after_format_1(tiny):
     config = json.loads((tiny / sm.MANIFEST_NAME).read_text())["config"]
-    assert not {"domain", "tracklet_length", "scenes_per_camera"} & set(config)
+    assert not {"domain", "tracklet_length", "scenes_per_camera", "camera_views"} & set(config)

@@ -107,6 +107,9 @@ class SynthMarketConfig:
         tracklet_length: Inclusive range of consecutive frames per tracklet; a tracklet's frames share
             view, scene and pose. (1, 1): every image drawn on its own.
         scenes_per_camera: Backgrounds each camera films, 1..``cameras`` (1: the background names the camera).
+        camera_views: Cameras have preferred viewpoints (each watches a path, so a person's track in one
+            camera is mostly one view, and the view differs between cameras). False: every tracklet's
+            view is front, back or side with equal probability in every camera.
     """
 
     n_train_ids: int = 150
@@ -121,6 +124,7 @@ class SynthMarketConfig:
     domain: SynthDomain = field(default_factory=SynthDomain)
     tracklet_length: tuple[int, int] = (1, 1)
     scenes_per_camera: int = 1
+    camera_views: bool = True
 
     def __post_init__(self) -> None:
         if self.n_train_ids < 1 or self.n_test_ids < 1:

@@ -34,8 +34,16 @@ def _stem(pid: int, camera: int, sequence: int, frame: int, bbox: int) -> str:
     return f"{prefix}_c{camera}s{sequence}_{frame:06d}_{bbox:02d}"
 
 
-def _view(rng: np.random.Generator, camera: Camera, dominant: str | None = None) -> tuple[str, int]:
-    view = dominant if dominant is not None and rng.random() < 0.75 else _choice(rng, VIEWS, camera.view_probs)
+_ANY_VIEW = (1 / 3, 1 / 3, 1 / 3)
+
+
+def _view_probs(config: SynthMarketConfig, camera: Camera) -> tuple[float, ...]:
+    """The camera's own viewpoint probabilities, or uniform ones when ``config.camera_views`` is off."""
+    return camera.view_probs if config.camera_views else _ANY_VIEW
+
+
+def _view(rng: np.random.Generator, probs: Sequence[float], dominant: str | None = None) -> tuple[str, int]:
+    view = dominant if dominant is not None and rng.random() < 0.75 else _choice(rng, VIEWS, probs)
     return view, int(rng.choice((-1, 1)))
 
 
@@ -47,7 +55,8 @@ def plan_samples(config: SynthMarketConfig, *, seed: int, difficulty: float) -> 
     - pids ``1..n_train_ids + n_test_ids`` are shuffled into disjoint train and test identities;
     - an identity is seen in ``cameras_per_id`` cameras with ``images_per_id`` images in all, at
       least one per camera (train) or two per camera (test); within a camera its images form one
-      track (one sequence, increasing frames) and mostly share the camera's dominant viewpoint; the
+      track (one sequence, increasing frames) and mostly share the camera's dominant viewpoint (with
+      ``camera_views`` off, every tracklet's viewpoint is drawn uniformly, whatever the camera); the
       track is cut into tracklets of ``tracklet_length`` consecutive frames that share their view,
       scene and pose (a person filmed while walking past), as real datasets are cut from video;
     - for each test identity and camera one image goes to ``query`` and the rest to
@@ -99,14 +108,14 @@ def plan_samples(config: SynthMarketConfig, *, seed: int, difficulty: float) -> 
             camera = cameras[cam - 1]
             count = per_camera_min + int(n_extra)
             sequence, frame = int(rng.integers(1, 7)), int(rng.integers(100, 150000))
-            dominant = _choice(rng, VIEWS, camera.view_probs)
+            dominant = _choice(rng, VIEWS, camera.view_probs) if config.camera_views else None
             query = int(rng.integers(count)) if is_test else -1
             frames_left, track_key = 0, None
             for j in range(count):
                 frame += int(rng.integers(4, 40))
                 bbox = 1 if rng.random() < 0.85 else int(rng.integers(2, 4))
                 if frames_left == 0:  # a new tracklet: its view, and the key of its scene and pose
-                    view, direction = _view(rng, camera, dominant)
+                    view, direction = _view(rng, _view_probs(config, camera), dominant)
                     frames_left = 1
                     if config.tracklet_length[1] > 1:
                         frames_left = int(rng.integers(config.tracklet_length[0], config.tracklet_length[1] + 1))
@@ -122,7 +131,7 @@ def plan_samples(config: SynthMarketConfig, *, seed: int, difficulty: float) -> 
         rng = np.random.default_rng([seed, _STREAM_DISTRACTOR, i])
         cam = int(rng.integers(1, config.cameras + 1))
         appearance = sample_appearance(rng, palette) if rng.random() < 0.75 else None
-        view, direction = _view(rng, cameras[cam - 1])
+        view, direction = _view(rng, _view_probs(config, cameras[cam - 1]))
         stem = unique_stem(0, cam, int(rng.integers(1, 7)), int(rng.integers(100, 150000)), int(rng.integers(1, 4)))
         specs.append(SampleSpec("bounding_box_test", stem, 0, cam, view, direction, appearance, None,
                                 (seed, _STREAM_DISTRACTOR, i)))
@@ -132,7 +141,7 @@ def plan_samples(config: SynthMarketConfig, *, seed: int, difficulty: float) -> 
         cam = int(rng.integers(1, config.cameras + 1))
         junk = _choice(rng, ("offset", "part", "small", "background"), (0.35, 0.3, 0.2, 0.15))
         appearance = None if junk == "background" else appearances[test_pids[int(rng.integers(len(test_pids)))]]
-        view, direction = _view(rng, cameras[cam - 1])
+        view, direction = _view(rng, _view_probs(config, cameras[cam - 1]))
         stem = unique_stem(-1, cam, int(rng.integers(1, 7)), int(rng.integers(100, 150000)), int(rng.integers(1, 4)))
         specs.append(SampleSpec("bounding_box_test", stem, -1, cam, view, direction, appearance,
                                 None if junk == "background" else junk, (seed, _STREAM_JUNK, i)))
