@@ -13,7 +13,7 @@ def test_after_the_up_front_build_the_notebooks_calls_hit_the_cache(tiny_synthma
     built = build_shared_models(tiny_synthmarket, scale="tiny", progress=False, report=lines.append)
     assert [model.name for model in built] == ["start", "ceiling"]
     assert all(model.cached and model.seconds > 0 for model in built)
-    assert lines[0].startswith("shared models: training start and ceiling now") and "min at" in lines[0]
+    assert lines[0].startswith("shared models: training start and ceiling now") and "s per iteration measured" in lines[0]
     assert sorted(p.name for p in (tmp_path / "pretrained").glob("*.pt")) == sorted(m.path.name for m in built)
 
     def no_training(*args, **kwargs):

@@ -135,7 +135,7 @@ def build_shared_models(
     models: Sequence[str] = SHARED_MODELS,
     device: str | torch.device | None = None,
     progress: bool = True,
-    report: Callable[[str], None] | None = print,
+    report: Callable[[str], None] | None = None,
 ) -> list[SharedModel]:
     """Train the shared models that are not cached yet, saying first what and for how long.
 
@@ -151,7 +151,7 @@ def build_shared_models(
         models: which of :data:`SHARED_MODELS`.
         device: where to train; ``None`` picks CUDA when available.
         progress: show the training progress bars.
-        report: called with each line (default ``print``); ``None`` logs them instead.
+        report: called with each line (``print`` in a notebook); ``None`` logs them (``logging.INFO``).
 
     Returns:
         The :class:`SharedModel` of each name in ``models`` (none at full scale), now cached.
