@@ -36,9 +36,11 @@ from reidlab.training import (  # noqa: E402
     METHODS,
     TrainConfig,
     Trainer,
+    build_shared_models,
     build_start_model,
     preset,
     source_pretrained_model,
+    supervised_ceiling,
     supervised_model,
 )
 
@@ -58,6 +60,7 @@ __all__ = [
     "WeightedMemory",
     "__version__",
     "build_model",
+    "build_shared_models",
     "build_start_model",
     "evaluate",
     "evaluate_model",
@@ -69,5 +72,6 @@ __all__ = [
     "preset",
     "prepare_dataset",
     "source_pretrained_model",
+    "supervised_ceiling",
     "supervised_model",
 ]

@@ -42,17 +42,21 @@ def _non_negative(text: str) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from reidlab.data import prepare_dataset
     from reidlab.lab.notebook import format_summary, run_notebooks
+    from reidlab.training.shared import build_shared_models
 
     dataset = prepare_dataset(args.dataset, args.data_root, scale=args.scale, seed=args.data_seed)
     print(f"dataset: {dataset.name} at {dataset.root}")
     parameters = {"dataset": args.dataset, "data_root": str(dataset.root), "seed": args.seed}
     check_writable(args.out, what="output folder")
     try:
+        # The start model and the supervised ceiling, trained once here with their own progress; every
+        # notebook then finds them cached (the same build_shared_models call, the same cache files).
+        build_shared_models(dataset, scale=args.scale, report=functools.partial(print, flush=True))
         runs = run_notebooks(args.out, scale=args.scale, notebooks=args.notebooks or None, parameters=parameters,
                              skip_done=not args.rerun, report=functools.partial(print, flush=True))
     except KeyboardInterrupt:
-        print(f"\ninterrupted: run the same command again to continue (notebooks finished in {args.out}/ are "
-              f"skipped)", file=sys.stderr)
+        print(f"\ninterrupted: run the same command again to continue (shared models cached and notebooks finished "
+              f"in {args.out}/ are skipped)", file=sys.stderr)
         return 130
     print()
     print(format_summary(runs))

@@ -66,13 +66,18 @@ def test_notebook_01_clustering(tiny_synthmarket, tiny_run):
     for name in ("closest_precision_cosine", "closest_precision_jaccard"):
         assert len(m[name]) == 3 and all(0 <= p <= 1 for p in m[name])
     dbscan = m["dbscan"]
-    assert dbscan["eps"] == 0.6 and dbscan["n_clusters"] >= 1
     assert dbscan["n_clusters"] + dbscan["n_outliers"] <= len(tiny_synthmarket.train)
     counts = [row["n_clusters"] for row in m["sweep"]]
     assert len(counts) == 13 and m["best_eps"] in [row["eps"] for row in m["sweep"]]
-    # SpCL keeps a subset of the clustered samples, and what it keeps is at least as pure.
+    # One eps for every section: the sweep's best ARI, used by DBSCAN, the explorer and SpCL's criterion.
+    assert m["best_ari"] == max(row["ari"] for row in m["sweep"])
+    assert m["eps"] == m["best_eps"] == dbscan["eps"] == m["explorer"]["eps"]
+    assert len(m["hard_pair_rank_shift"]) == 2
+    # SpCL keeps a subset of the clustered samples (whether what it keeps is purer is the notebook's
+    # check_claim: on the tiny set, at the eps of its sweep, it need not be).
     assert m["spcl_kept"] <= len(tiny_synthmarket.train) - dbscan["n_outliers"]
-    assert m["spcl"]["pairwise_precision"] >= m["dbscan_quality"]["pairwise_precision"] - 1e-9
+    shared = set(dbscan) & set(m["dbscan_quality"])  # SpCL's section scores the DBSCAN of the chosen eps
+    assert shared >= {"n_clusters", "ari"} and all(dbscan[k] == m["dbscan_quality"][k] for k in shared)
 
 
 @pytest.mark.slow

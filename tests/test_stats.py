@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from reidlab.lab.stats import camera_predictability
+from reidlab.lab.stats import camera_predictability, disjoint_pairs, percentile_rank
 
 
 def _camera_data(n_ids=30, per_camera=3, cameras=4, bias=0.0, seed=0):
@@ -58,3 +58,18 @@ def test_bad_inputs_are_explained():
         camera_predictability(features, cameras, folds=1)
     with pytest.raises(ValueError, match="groups must be"):
         camera_predictability(features, cameras, groups=np.zeros(3))
+
+
+def test_disjoint_pairs_take_each_index_at_most_once_in_order():
+    pairs = np.array([[0, 1], [0, 2], [3, 1], [3, 4], [5, 5], [6, 7], [8, 9]])
+    chosen = disjoint_pairs(pairs, 3)
+    assert chosen.tolist() == [[0, 1], [3, 4], [6, 7]]
+    assert disjoint_pairs(pairs, 10).tolist() == [[0, 1], [3, 4], [6, 7], [8, 9]]
+    assert disjoint_pairs(np.empty((0, 2), dtype=int), 4).shape == (0, 2)
+    assert disjoint_pairs(pairs, 2, exclude=[[0, 4]]).tolist() == [[3, 1], [6, 7]]
+
+
+def test_percentile_rank_counts_ties_half_and_spans_zero_to_one():
+    population = np.array([0.1, 0.2, 1.0, 1.0])
+    ranks = percentile_rank(population, [0.0, 0.1, 1.0, 2.0])
+    np.testing.assert_allclose(ranks, [0.0, 0.125, 0.75, 1.0])

@@ -11,8 +11,8 @@ from scipy.stats import spearmanr
 
 from reidlab.cluster.neighbors import knn_search
 
-__all__ = ["CameraPrediction", "camera_predictability", "group_means", "knn_precision", "rank_correlation",
-           "relative_to_identity"]
+__all__ = ["CameraPrediction", "camera_predictability", "disjoint_pairs", "group_means", "knn_precision",
+           "percentile_rank", "rank_correlation", "relative_to_identity"]
 
 
 def knn_precision(features: torch.Tensor | np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
@@ -26,6 +26,35 @@ def rank_correlation(a, b) -> float:
     """Spearman's rank correlation of two ``(N,)`` sequences; NaN when one is constant."""
     rho = spearmanr(np.asarray(a), np.asarray(b)).statistic
     return float(rho) if np.isfinite(rho) else float("nan")
+
+
+def disjoint_pairs(pairs, limit: int, *, exclude=()) -> np.ndarray:
+    """The first ``limit`` of ``pairs`` (P, 2), in their order, that share no index with a pair taken before
+    nor with ``exclude``.
+
+    Sorted by hardness, the hardest pairs often repeat one image (an outlier far from all of its identity's
+    images); taking each image at most once shows ``limit`` different cases instead (notebook
+    ``01_clustering``). Returns a ``(min(limit, available), 2)`` array.
+    """
+    used, chosen = set(np.asarray(exclude).ravel().tolist()), []
+    for i, j in np.asarray(pairs).reshape(-1, 2).tolist():
+        if len(chosen) == limit:
+            break
+        if i != j and i not in used and j not in used:
+            chosen.append((i, j))
+            used.update((i, j))
+    return np.array(chosen, dtype=np.int64).reshape(-1, 2)
+
+
+def percentile_rank(population, values) -> np.ndarray:
+    """Where each of ``values`` falls in ``population`` (1-D): the share of the population below it, ties
+    counted half (0: smaller than all, 1: larger than all). Puts distances on different scales (cosine,
+    Jaccard) on one footing."""
+    ordered = np.sort(np.asarray(population).ravel())
+    values = np.asarray(values)
+    below = np.searchsorted(ordered, values, side="left")
+    at_or_below = np.searchsorted(ordered, values, side="right")
+    return (below + at_or_below) / (2.0 * max(1, ordered.size))
 
 
 def group_means(values, mask) -> tuple[float, float]:

@@ -29,6 +29,7 @@ which names every setting as its control's readout shows it (``m 0.10``, ``tau 0
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import ipywidgets
@@ -326,7 +327,7 @@ def plot_memory_update(step: dict[str, Any], *, ax: Axes | None = None, title: s
         _arrow(ax, b, a, c, lw=1.6)
     default = f"{_KIND_NAMES[step['kind']]}: m = {step['momentum']:.2f}, one update with {len(step['batch'])} samples"
     ax.set_title(default if title is None else title, fontsize=9)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False, markerscale=0.7)
+    _legend_below(ax, markerscale=0.7)
     return fig
 
 
@@ -443,8 +444,10 @@ def plot_query_pull(
     positive slot (green ring, Eq. 6) and the hardest negative slots (red rings, Eq. 7), and from the query
     arrows for ``mu * pull_cls``, ``(1 - mu) * pull_ins`` and their sum (:func:`query_pull`).
 
-    Arrows are drawn to one scale that does not depend on mu (the longest unweighted pull is 0.6 long), so
-    moving mu shows each term growing and shrinking; the legend gives the true lengths.
+    The two terms can differ by more than 20x, so arrow lengths are not to scale (:func:`_pull_arrows`): every
+    non-zero pull is drawn at least 0.15 long, plus up to 0.45 in proportion to the longest unweighted pull
+    (which does not depend on mu), so moving mu still shows each term growing and shrinking while the shorter
+    one stays visible; the legend gives the true lengths. A term weighted by zero has no arrow.
 
     Args:
         memory: an HHCL memory with D = 2.
@@ -477,24 +480,17 @@ def plot_query_pull(
     ax.scatter(*pull["hardest_negatives"].T, s=190, facecolors="none", edgecolors="tab:red", linewidths=2,
                label="hardest negatives (Eq. 7)", zorder=4)
     ax.scatter(*q, marker="*", s=220, color="k", label=f"query (class {int(target)})", zorder=6)
-    longest = max(np.linalg.norm(shown(-pull["grad_cls"])), np.linalg.norm(shown(-pull["grad_ins"])), 1e-12)
-    scale = 0.6 / longest
+    longest = max(np.linalg.norm(shown(-pull["grad_cls"])), np.linalg.norm(shown(-pull["grad_ins"])))
     # The total underneath, wide and grey, so a term that points the same way stays visible on top.
-    for key, colour, width, name in (
-        ("pull_total", "0.35", 4.0, "total"),
-        ("pull_cls", "tab:blue", 1.8, "mu pull L_cls"),
-        ("pull_ins", "tab:orange", 1.8, "(1-mu) pull L_ins"),
-    ):
-        v = shown(pull[key])
-        ax.annotate("", xy=q + scale * v, xytext=q, zorder=7,
-                    arrowprops={"arrowstyle": "-|>", "color": colour, "lw": width, "shrinkA": 0, "shrinkB": 0})
-        ax.plot([], [], color=colour, lw=width, label=f"{name} |{np.linalg.norm(v):.2f}|")
+    _pull_arrows(ax, q, [(shown(pull["pull_total"]), "0.35", 4.0, "total"),
+                         (shown(pull["pull_cls"]), "tab:blue", 1.8, "mu pull L_cls"),
+                         (shown(pull["pull_ins"]), "tab:orange", 1.8, "(1-mu) pull L_ins")], longest=longest)
     ax.set_title(
         f"mu = {mu:.2f}: L_cls {pull['loss_cls']:.2f}, L_ins {pull['loss_ins']:.2f}"
         + (" (tangent pulls)" if tangent else " (raw -grad)"),
         fontsize=9,
     )
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False, markerscale=0.6)
+    _legend_below(ax)
     return fig
 
 
@@ -580,7 +576,7 @@ class MemoryToy:
     def static_figure(self) -> Figure:
         """The current state: the update on the circle and the softmax of batch sample 0."""
         step = self.step()
-        fig = Figure(figsize=(11.5, 4.4), layout="constrained")
+        fig = Figure(figsize=(11.5, 5.2), layout="constrained")
         left, right = fig.subplots(1, 2, width_ratios=(1.1, 1))
         plot_memory_update(step, ax=left)
         left.annotate("sample 0", step["batch"][0], xytext=(8, 8), textcoords="offset points", fontsize=7)
@@ -680,7 +676,7 @@ class MuToy:
         """The current state (:func:`plot_query_pull`); stores the pull as ``last_pull_``."""
         mu = float(self.mu_slider.value)
         self.last_pull_ = query_pull(self.memory, self.query, self.target, mu=mu)
-        fig = Figure(figsize=(7.2, 4.8), layout="constrained")
+        fig = Figure(figsize=(5.6, 6.0), layout="constrained")
         plot_query_pull(self.memory, self.query, self.target, mu=mu, ax=fig.add_subplot())
         return fig
 
@@ -786,8 +782,8 @@ def plot_camera_pull(
     Images are small dots, proxies large markers, both in their camera's colour, with the cluster id written
     beside each proxy; the sample is a black star; green rings mark its positives (every proxy of its
     cluster), red rings the hard negative proxies of the inter-camera term. Arrows: the intra-camera pull,
-    the (weighted) inter-camera pull and their sum, to one scale (the longest is 0.6 long; the legend gives
-    the true lengths).
+    the (weighted) inter-camera pull and their sum, not to scale so that a short one stays visible
+    (:func:`_pull_arrows`; the legend gives the true lengths).
     """
     if memory.feature_dim != 2:
         raise ValueError(f"plot_camera_pull draws 2-D memories, got feature dimension {memory.feature_dim}")
@@ -808,19 +804,14 @@ def plot_camera_pull(
     q = pull["query"]
     ax.scatter(*q, marker="*", s=220, color="k", zorder=6,
                label=f"sample (cluster {int(labels[index])}, camera {int(cameras[index])})")
-    scale = 0.6 / max(np.linalg.norm(pull["pull_intra"]), np.linalg.norm(pull["pull_inter"]), 1e-12)
-    for key, colour, width, name in (("pull_total", "0.35", 4.0, "total"), ("pull_intra", "tab:blue", 1.8, "intra"),
-                                     ("pull_inter", "tab:orange", 1.8, "weight x inter")):
-        v = pull[key]
-        if np.linalg.norm(v) > 1e-9:
-            ax.annotate("", xy=q + scale * v, xytext=q, zorder=7,
-                        arrowprops={"arrowstyle": "-|>", "color": colour, "lw": width, "shrinkA": 0, "shrinkB": 0})
-        ax.plot([], [], color=colour, lw=width, label=f"{name} pull |{np.linalg.norm(v):.2f}|")
+    longest = max(np.linalg.norm(pull["pull_intra"]), np.linalg.norm(pull["pull_inter"]))
+    _pull_arrows(ax, q, [(pull["pull_total"], "0.35", 4.0, "total pull"), (pull["pull_intra"], "tab:blue", 1.8, "intra pull"),
+                         (pull["pull_inter"], "tab:orange", 1.8, "weight x inter pull")], longest=longest)
     for camera in range(len(palette)):
         ax.scatter([], [], marker="D", color=palette[camera], label=f"camera {camera}")
     ax.set_title(f"weight {memory.cross_camera_weight:g}, k = {memory.negatives}: L_intra {pull['loss_intra']:.2f}, "
                  f"weighted L_inter {pull['loss_inter']:.2f}", fontsize=9)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False, markerscale=0.6)
+    _legend_below(ax)
     return fig
 
 
@@ -875,7 +866,7 @@ class CameraToy:
         """The current state (:func:`plot_camera_pull`); stores the pull as ``last_pull_``."""
         memory = self.memory()
         self.last_pull_ = camera_pull(memory, self.features[self.index], self.index)
-        fig = Figure(figsize=(8.0, 4.8), layout="constrained")
+        fig = Figure(figsize=(6.0, 6.6), layout="constrained")
         plot_camera_pull(memory, self.features, self.labels, self.cameras, self.index, ax=fig.add_subplot())
         return fig
 
@@ -922,7 +913,7 @@ _KIND_NAMES = {
 def _circle_axes(ax: Axes | None) -> tuple[Figure, Axes]:
     """Axes (new figure when None) with the unit circle, equal aspect and no ticks."""
     if ax is None:
-        fig = Figure(figsize=(7.0, 4.8), layout="constrained")
+        fig = Figure(figsize=(5.6, 6.0), layout="constrained")
         ax = fig.add_subplot()
     ax.add_patch(Circle((0.0, 0.0), 1.0, fill=False, color="0.75", linewidth=1.0))
     ax.set_xlim(-_LIMIT, _LIMIT)
@@ -939,6 +930,35 @@ def _colours(ids: np.ndarray) -> np.ndarray:
     colours = colormaps["tab10"](np.maximum(ids, 0) % 10)
     colours[ids < 0] = (0.5, 0.5, 0.5, 1.0)
     return colours
+
+
+# Drawn arrow length of a pull: at least _MIN_ARROW for any non-zero pull, plus up to _ARROW_RANGE in proportion.
+_MIN_ARROW, _ARROW_RANGE = 0.15, 0.45
+
+
+def _pull_arrows(ax: Axes, start: np.ndarray, pulls: Sequence[tuple[np.ndarray, Any, float, str]], *,
+                 longest: float) -> None:
+    """Arrows from ``start`` for ``(vector (2,), colour, line width, name)`` pulls, with the true lengths in the
+    legend. Each arrow points along its vector and is ``0.15 + 0.45 * |v| / longest`` long: the order of the
+    lengths is kept, and a pull 20x shorter than another is still visible. A zero pull gets no arrow."""
+    for vector, colour, width, name in pulls:
+        norm = float(np.linalg.norm(vector))
+        if norm > 1e-9:
+            length = _MIN_ARROW + _ARROW_RANGE * min(norm / max(longest, norm), 1.0)
+            ax.annotate("", xy=start + length * np.asarray(vector) / norm, xytext=start, zorder=7,
+                        arrowprops={"arrowstyle": "-|>", "color": colour, "lw": width, "shrinkA": 0, "shrinkB": 0})
+        ax.plot([], [], color=colour, lw=width, label=f"{name} |{norm:.2f}|")
+
+
+def _legend_below(ax: Axes, *, markerscale: float = 0.6) -> None:
+    """The axes' legend under it, in two columns, inside the figure: a figure without a layout engine gets
+    the constrained layout, which makes room for it (a legend beside the axes ran into the next panel)."""
+    fig = ax.get_figure()
+    if fig.get_layout_engine() is None:
+        fig.set_layout_engine("constrained")
+    ax.set_anchor("N")  # an equal-aspect axes shrunk in its cell moves up, never onto its legend
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.01), ncols=2, fontsize=7, frameon=False,
+              markerscale=markerscale)
 
 
 def _arrow(ax: Axes, start: np.ndarray, end: np.ndarray, colour: Any, *, lw: float, style: str = "solid") -> None:

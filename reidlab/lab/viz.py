@@ -168,6 +168,15 @@ def parsing_legend(num_parts: int) -> list[Patch]:
     return [*legend_patches(PARSING_COLOURS[1:num_parts], names), Patch(**BACKGROUND_PATCH)]
 
 
+def legend_columns(handles: Sequence[Patch], width: float, *, fontsize: float = 7) -> int:
+    """How many legend columns of ``handles`` fit in ``width`` inches at ``fontsize`` points, so that a legend
+    under a figure is never clipped at its edges: every column is as wide as the longest label (about 0.55
+    em a character) plus the box and the padding."""
+    longest = max((len(handle.get_label()) for handle in handles), default=0)
+    column = 0.55 * fontsize / 72 * longest + 4.5 * fontsize / 72  # inches: label + box and padding
+    return max(1, min(len(handles), int(0.95 * width / column)))
+
+
 def plot_parsings(
     images: Sequence[np.ndarray],
     parsings: Mapping[str, Sequence[np.ndarray]],
@@ -227,7 +236,7 @@ def plot_parsings(
     handles = parsing_legend(num_parts)
     if gt_masks is not None:
         handles += legend_patches(PART_COLOURS[1:], [f"GT {name}" for name in PART_NAMES[1:]])
-    fig.legend(handles=handles, loc="outside lower center", ncols=max(1, min(len(handles), int(ncols * cell_size[0]))),
+    fig.legend(handles=handles, loc="outside lower center", ncols=legend_columns(handles, fig.get_figwidth(), fontsize=7),
                fontsize=7)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)

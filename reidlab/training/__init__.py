@@ -9,13 +9,15 @@
   camera-aware proxies (CAP, CAP + Cluster Contrast).
 * :mod:`reidlab.training.step`: the one optimisation step every trainer uses.
 * :mod:`reidlab.training.start`: the start model of a run; :mod:`reidlab.training.supervised`: the
-  supervised upper bound and the source-pretrained LabNet.
+  supervised upper bound and the source-pretrained LabNet; :mod:`reidlab.training.shared`: the two of them
+  that several notebooks share, built once (:func:`build_shared_models`).
 * :mod:`reidlab.training.losses`: SCWM's and PPLR's identity losses; :mod:`reidlab.training.distributed`:
   several processes with ``torchrun``.
 """
 
 from reidlab.training.config import MEMORY_UPDATES, PART_LOSSES, TrainConfig, preset
 from reidlab.training.methods import METHODS, NAMED_PRESETS, Method, get_method
+from reidlab.training.shared import build_shared_models, supervised_ceiling
 from reidlab.training.start import build_start_model
 from reidlab.training.step import train_step
 from reidlab.training.supervised import (
@@ -35,10 +37,12 @@ __all__ = [
     "SupervisedConfig",
     "TrainConfig",
     "Trainer",
+    "build_shared_models",
     "build_start_model",
     "get_method",
     "preset",
     "source_pretrained_model",
+    "supervised_ceiling",
     "supervised_model",
     "train_step",
     "train_supervised",

@@ -150,6 +150,57 @@ def train_supervised(
     return losses
 
 
+def supervised_cache_path(
+    dataset_root: str | Path,
+    *,
+    backbone: str = "labnet",
+    config: SupervisedConfig | None = None,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+) -> Path:
+    """Where :func:`supervised_model` caches ``backbone`` trained on the dataset at ``dataset_root`` (the file
+    exists once it is trained): ``cache_dir`` (default ``data_dir()/pretrained``) / a name keyed by the
+    dataset folder, backbone, seed and every setting of ``config``."""
+    config = config or SupervisedConfig()
+    cache_dir = Path(cache_dir) if cache_dir is not None else data_dir() / "pretrained"
+    root = Path(dataset_root).resolve()
+    key = hashlib.sha1(repr((str(root), backbone, seed, asdict(config))).encode()).hexdigest()[:10]
+    return cache_dir / f"{backbone}-{root.name}-seed{seed}-{key}.pt"
+
+
+def seconds_per_iteration(
+    backbone: str = "labnet",
+    config: SupervisedConfig | None = None,
+    *,
+    num_classes: int = 100,
+    device: str | torch.device | None = None,
+    steps: int = 2,
+) -> float:
+    """Measured seconds of one :func:`train_supervised` iteration on this machine: ``steps`` optimisation steps
+    (after one warm-up) on a random batch of ``config``'s size, without data loading. Times
+    ``config.epochs * config.iters`` give a first estimate of a training's duration before it starts."""
+    import time
+
+    config = config or SupervisedConfig()
+    device = resolve_device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model(backbone, pretrained=False).to(device).train()
+        prototypes = torch.nn.Parameter(torch.randn(num_classes, model.feature_dim, device=device))
+        optimizer = torch.optim.Adam([*model.parameters(), prototypes], lr=config.lr)
+        images = torch.randn(config.batch_size, 3, config.height, config.width, device=device)
+        targets = torch.randint(num_classes, (config.batch_size,), device=device)
+        scaler = torch.amp.GradScaler(enabled=device.type == "cuda")
+        start = 0.0
+        for step in range(steps + 1):
+            if step == 1:
+                start = time.perf_counter()
+            train_step(lambda: model(images), lambda embeddings: {"id": F.cross_entropy(
+                embeddings.float() @ F.normalize(prototypes, dim=1).t() / config.temperature, targets)},
+                optimizer=optimizer, scaler=scaler, device=device)
+        return (time.perf_counter() - start) / steps
+
+
 def supervised_model(
     dataset: ReIDDataset,
     *,
@@ -179,10 +230,8 @@ def supervised_model(
         The trained model, in training mode, on the CPU.
     """
     config = config or SupervisedConfig()
-    cache_dir = Path(cache_dir) if cache_dir is not None else data_dir() / "pretrained"
-    root = Path(dataset.root).resolve()
-    key = hashlib.sha1(repr((str(root), backbone, seed, asdict(config))).encode()).hexdigest()[:10]
-    path = cache_dir / f"{backbone}-{root.name}-seed{seed}-{key}.pt"
+    path = supervised_cache_path(dataset.root, backbone=backbone, config=config, seed=seed, cache_dir=cache_dir)
+    root, cache_dir = Path(dataset.root).resolve(), path.parent
     if path.is_file():
         model = build_model(backbone, pretrained=False)
         model.load_state_dict(load_torch_file(path, what="cached model"))
@@ -196,6 +245,13 @@ def supervised_model(
     cache_dir.mkdir(parents=True, exist_ok=True)
     write_atomically(path, lambda partial: torch.save(model.state_dict(), partial))
     return model
+
+
+def source_dataset_root(scale: str, *, source_seed: int = 1) -> Path:
+    """The folder of the source SynthMarket :func:`source_pretrained_model` pretrains on at ``scale``
+    (generated there when missing): the tiny preset at ``tiny`` scale, the default one otherwise."""
+    preset = "tiny" if check_scale(scale) == "tiny" else "default"
+    return data_dir() / f"synthmarket-{preset}-source-seed{source_seed}"
 
 
 def source_pretrained_model(
@@ -233,8 +289,7 @@ def source_pretrained_model(
     """
     check_scale(scale)
     config = config or supervised_config(scale)
-    preset = "tiny" if scale == "tiny" else "default"
-    source_root = data_dir() / f"synthmarket-{preset}-source-seed{source_seed}"
+    source_root = source_dataset_root(scale, source_seed=source_seed)
     source = prepare_dataset("synthmarket", source_root, scale=scale, seed=source_seed, generate=True,
                              progress=progress)
     return supervised_model(source, backbone=backbone, config=config, seed=source_seed, cache_dir=cache_dir,
