@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from reidlab.cluster.jaccard import jaccard_distance
+from reidlab.cluster.jaccard import entries_within, jaccard_distance
 from reidlab.cluster.neighbors import knn_search
 
 
@@ -163,3 +163,39 @@ def test_max_distance_keeps_the_pairs_dbscan_needs(features):
         jaccard_distance(features, max_distance=0)
     with pytest.raises(ValueError, match="use output='sparse' or max_distance=1"):
         jaccard_distance(features, max_distance=0.5, output="dense")
+
+
+def identical(a, b):
+    """Two CSR matrices with the same stored entries, in the same order, bit for bit."""
+    return (a.shape == b.shape and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+            and np.array_equal(a.data, b.data))
+
+
+@pytest.mark.parametrize("max_distance", [1.0, 0.6])
+def test_chunked_rows_give_the_same_distance(max_distance):
+    """Every stage after the kNN search runs chunk_rows rows at a time; the result does not depend on it."""
+    base = clustered_features(n=240, seed=2)
+    x = np.concatenate([base, base[:20]])  # exact duplicates: zero distances off the diagonal
+    one_chunk = jaccard_distance(x, 10, 4, max_distance=max_distance, chunk_rows=len(x))
+    assert sp.isspmatrix_csr(one_chunk) and one_chunk.has_sorted_indices
+    assert (one_chunk.data == 0).sum() > len(x), "duplicates should store zero distances off the diagonal"
+    for chunk_rows in (1, 7, 64, 259, 10_000):
+        chunked = jaccard_distance(x, 10, 4, max_distance=max_distance, chunk_rows=chunk_rows)
+        assert identical(chunked, one_chunk), f"chunk_rows={chunk_rows}"
+    np.testing.assert_allclose(densify(one_chunk)[densify(one_chunk) <= max_distance],
+                               naive_jaccard(x, 10, 4, knn_search(x, 10)[1])[densify(one_chunk) <= max_distance],
+                               atol=1e-5)
+
+
+def test_chunked_rows_with_many_pair_blocks(monkeypatch):
+    """Rows split into many blocks of pairs (a few hundred pairs each), inside and across row chunks."""
+    x = clustered_features(n=400, n_centres=12, seed=3)
+    expected = jaccard_distance(x, 20, 6)
+    monkeypatch.setattr("reidlab.cluster.jaccard._PAIRS_PER_BLOCK", 300)
+    for chunk_rows in (13, 400):
+        got = jaccard_distance(x, 20, 6, chunk_rows=chunk_rows)
+        assert identical(got, expected)
+        cut = jaccard_distance(x, 20, 6, max_distance=0.5, chunk_rows=chunk_rows)
+        assert identical(cut, entries_within(expected, 0.5))
+    with pytest.raises(ValueError, match="chunk_rows must be a positive integer, got 0"):
+        jaccard_distance(x, chunk_rows=0)

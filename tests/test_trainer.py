@@ -137,3 +137,52 @@ def test_neighbour_search_reaches_the_knn_and_the_saved_config(search, tiny_synt
     labels = trainer.pseudo_label(features)
     assert methods == [search] and labels.shape == (200,)
     assert asdict(trainer.config)["neighbour_search"] == search  # what the checkpoint's "config" holds
+
+
+def clustered_features(n=240, n_centres=12, dim=16, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = torch.nn.functional.normalize(torch.from_numpy(rng.standard_normal((n_centres, dim))), dim=1)
+    noise = torch.from_numpy(rng.standard_normal((n, dim))) * (1 / 3 / dim) ** 0.5
+    return torch.nn.functional.normalize(centres[rng.integers(0, n_centres, n)] + noise, dim=1).float()
+
+
+@pytest.mark.parametrize("method", ["cluster_contrast", "spcl"])
+def test_pseudo_labels_store_only_pairs_within_eps(method, tiny_synthmarket, tmp_path, monkeypatch):
+    """The Jaccard distance keeps the pairs within DBSCAN's largest eps; the labels are those of every pair."""
+    from reidlab.cluster import DBSCANPseudoLabeler, SelfPacedRefiner, jaccard_distance
+
+    cuts = []
+
+    def recording_jaccard_distance(*args, max_distance=1.0, **kwargs):
+        cuts.append(max_distance)
+        return jaccard_distance(*args, max_distance=max_distance, **kwargs)
+
+    monkeypatch.setattr("reidlab.training.trainer.jaccard_distance", recording_jaccard_distance)
+    config = preset(method, scale="tiny")
+    trainer = Trainer(make_model(), tiny_synthmarket, config, run_dir=tmp_path / "run", progress=False)
+    features = clustered_features()
+    labels = trainer.pseudo_label(features)
+    every_pair = jaccard_distance(features, k1=config.k1, k2=config.k2)
+    if method == "spcl":
+        assert cuts == [config.eps + config.eps_gap]
+        expected = SelfPacedRefiner(config.eps, eps_gap=config.eps_gap, min_samples=config.min_samples).fit(every_pair)
+    else:
+        assert cuts == [config.eps]
+        expected = DBSCANPseudoLabeler(eps=config.eps, min_samples=config.min_samples).fit(every_pair)
+    np.testing.assert_array_equal(labels, expected.labels_)
+    assert labels.max() >= 5 and (every_pair.data > cuts[0]).sum() > every_pair.nnz / 2
+
+
+def test_no_cluster_error_suggests_an_eps_from_every_pair(tiny_synthmarket, tmp_path):
+    """With no cluster within eps, the error's suggested eps comes from the pairs beyond eps too."""
+    from reidlab.cluster import DBSCANPseudoLabeler, EmptyClusteringError, jaccard_distance
+
+    config = preset("cluster_contrast", scale="tiny", eps=0.02)
+    trainer = Trainer(make_model(), tiny_synthmarket, config, run_dir=tmp_path / "run", progress=False)
+    features = clustered_features(seed=1)
+    with pytest.raises(EmptyClusteringError) as expected:
+        DBSCANPseudoLabeler(eps=0.02).fit(jaccard_distance(features, k1=config.k1, k2=config.k2))
+    assert "within 1.000" not in str(expected.value)
+    with pytest.raises(EmptyClusteringError) as error:
+        trainer.pseudo_label(features)
+    assert str(error.value) == str(expected.value)

@@ -51,8 +51,8 @@ class TrainConfig:
     k1: int = 30  # every method's training script
     k2: int = 6  # every method's training script
     # kNN search behind the Jaccard distance (docs/methods.md, section 2, "Neighbour search at scale"): "exact"
-    # as in every method's code, "approximate" (IVF over PCA-reduced features, re-ranked exactly), "hnsw", or
-    # "auto": exact below 50,000 images (Market-1501 and MSMT17 stay exact), approximate above.
+    # as in every method's code, "approximate" (= "hnsw": HNSW over PCA-reduced features, re-ranked exactly),
+    # "ivf", or "auto": exact below 50,000 images (Market-1501 and MSMT17 stay exact), "hnsw" from there on.
     neighbour_search: str = "auto"
     # Memory.
     momentum: float = 0.1  # Cluster Contrast's README runs (its argparse says 0.2); SpCL 0.2, HHCL 0.1

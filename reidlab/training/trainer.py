@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from reidlab.cluster import (
     DBSCANPseudoLabeler,
+    EmptyClusteringError,
     SelfPacedRefiner,
     cluster_quality,
     jaccard_distance,
@@ -222,12 +223,29 @@ class Trainer:
         return features, labels
 
     def pseudo_label(self, features: torch.Tensor) -> np.ndarray:
-        """Pseudo-labels ``(N,)`` of the training set from ``features (N, D)``; -1 = not in a cluster."""
+        """Pseudo-labels ``(N,)`` of the training set from ``features (N, D)``; -1 = not in a cluster.
+
+        The Jaccard distance keeps only the pairs within DBSCAN's largest eps (SpCL's loose eps + gap):
+        DBSCAN never counts a farther pair as a neighbour, so the labels are those of the full distance,
+        which would hold about 100 times more pairs at scale.
+        """
         cfg = self.config
-        dist = jaccard_distance(features, k1=cfg.k1, k2=cfg.k2, neighbour_search=cfg.neighbour_search, output="sparse")
+        largest_eps = cfg.eps + cfg.eps_gap if self.refiner is not None else cfg.eps
+        try:
+            return self._cluster(self._jaccard(features, max_distance=largest_eps))
+        except EmptyClusteringError:
+            # The error suggests an eps from every sample's nearest pairs, beyond eps: raise it from all pairs.
+            return self._cluster(self._jaccard(features, max_distance=1.0))
+
+    def _jaccard(self, features: torch.Tensor, *, max_distance: float):
+        cfg = self.config
+        return jaccard_distance(features, k1=cfg.k1, k2=cfg.k2, neighbour_search=cfg.neighbour_search,
+                                max_distance=max_distance, output="sparse")
+
+    def _cluster(self, dist) -> np.ndarray:
         if self.refiner is not None:  # SpCL: DBSCAN at eps, eps -/+ gap and the reliability criterion
             return self.refiner.fit(dist).labels_
-        return DBSCANPseudoLabeler(eps=cfg.eps, min_samples=cfg.min_samples).fit(dist).labels_
+        return DBSCANPseudoLabeler(eps=self.config.eps, min_samples=self.config.min_samples).fit(dist).labels_
 
     def build_memory(self, features: EpochFeatures, labels: np.ndarray, epoch: int) -> np.ndarray:
         """The method's memory from ``labels`` (and the stage's per-epoch state); returns the labels the
