@@ -1,7 +1,11 @@
 """Every method's tiny-scale run against its recorded history (``tests/histories/<method>.json``).
 
 A restructuring of the training code must leave every method's numbers as they were: the same seed on one
-thread gives the same pseudo-labels, losses and evaluation, so the recorded history pins the behaviour. A
+thread gives the same pseudo-labels, losses and evaluation, so the recorded history pins the behaviour.
+Counts (clusters, outliers, memory rows) must match exactly; floats within a relative 1e-4 (the evaluation
+within 5e-4), because another CPU sums in another order: two x86 machines gave losses 1e-6 apart, relative,
+after two tiny epochs, and mAPs up to 8e-5 apart (near-equal distances ranked the other way), while a change
+of behaviour moves them by far more. A
 change that moves them on purpose re-records the files with ``python tests/test_method_histories.py`` and
 the diff shows in review.
 """
@@ -18,6 +22,7 @@ from reidlab.training import METHODS, NAMED_PRESETS, Trainer, build_start_model,
 RUNS = [*METHODS, *NAMED_PRESETS]  # every method and named variant (cluster_contrast_hard)
 
 HISTORY_DIR = Path(__file__).resolve().parent / "histories"
+EVALUATION = ("mAP", "mINP", "rank1", "rank5", "rank10")
 
 
 def tiny_history(method, dataset):
@@ -41,7 +46,12 @@ def test_tiny_history_is_the_recorded_one(method, tiny_synthmarket):
     assert [sorted(e) for e in history] == [sorted(e) for e in recorded]
     for now, then in zip(history, recorded):
         for key, value in then.items():
-            assert now[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (method, now["epoch"], key)
+            if key in EVALUATION:
+                assert now[key] == pytest.approx(value, abs=5e-4), (method, now["epoch"], key)
+            elif isinstance(value, float):
+                assert now[key] == pytest.approx(value, rel=1e-4, abs=1e-9), (method, now["epoch"], key)
+            else:
+                assert now[key] == value, (method, now["epoch"], key)
 
 
 def test_every_method_has_a_recorded_history():
