@@ -76,7 +76,8 @@ def jaccard_total(features: np.ndarray) -> tuple[float, int]:
     return time.perf_counter() - start, dist.nnz
 
 
-def _status_kb(field: str) -> int:
+def status_kb(field: str) -> int:
+    """A ``/proc/self/status`` field in kB (``VmRSS``, ``VmHWM``: the peak RSS since the last reset)."""
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith(field + ":"):
@@ -98,9 +99,9 @@ def _memory_child(n: int, dim: int, seed: int) -> None:
     features = identity_features(n, dim, seed)
     with open("/proc/self/clear_refs", "w") as clear_refs:
         clear_refs.write("5")  # resets VmHWM (peak RSS) to the current RSS (Linux >= 4.0)
-    baseline = _status_kb("VmRSS")
+    baseline = status_kb("VmRSS")
     jaccard_distance(features, K1, K2)
-    print(json.dumps({"extra_bytes": (_status_kb("VmHWM") - baseline) * 1024}))
+    print(json.dumps({"extra_bytes": (status_kb("VmHWM") - baseline) * 1024}))
 
 
 def main() -> int:

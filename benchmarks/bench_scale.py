@@ -56,6 +56,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
+from bench_jaccard import status_kb  # noqa: E402  (benchmarks/ is the script's own folder)
+
 K1, K2, EPS, MIN_SAMPLES = 30, 6, 0.6, 4
 DIM, LATENT_DIM = 2048, 32
 IMAGES_PER_ID = (5, 40)
@@ -98,14 +100,6 @@ def clustered_features(
 
 
 # ----------------------------------------------------------------------------- one N, in a subprocess
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not found in /proc/self/status (the memory measurement needs Linux)")
-
-
 class _Stages:
     """Wall time and peak RSS (VmHWM, reset at the start of each stage) of named stages."""
 
@@ -119,7 +113,7 @@ class _Stages:
         start = time.perf_counter()
         result = function(*args, **kwargs)
         self.seconds[name] = time.perf_counter() - start
-        self.peak_gb[name] = _status_kb("VmHWM") * 1024 / 1e9
+        self.peak_gb[name] = status_kb("VmHWM") * 1024 / 1e9
         return result
 
 
@@ -151,7 +145,7 @@ def _child(n: int, seed: int, with_exact: bool, noise: float) -> dict:
         result["agreement_ari"] = adjusted_rand_score(exact, approx)
         result["knn_recall"] = _recall(approx_knn, exact_knn)
     result["seconds"], result["peak_gb"] = stages.seconds, stages.peak_gb
-    result["peak_rss_gb"] = _status_kb("VmHWM") * 1024 / 1e9  # since the last reset: the largest stage's
+    result["peak_rss_gb"] = status_kb("VmHWM") * 1024 / 1e9  # since the last reset: the largest stage's
     return result
 
 
