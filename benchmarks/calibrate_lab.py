@@ -74,7 +74,9 @@ def synth_config(pairs: list[str]):
     return dataclasses.replace(base, **values)
 
 
-def dataset(config, *, seed: int, difficulty: float, tag: str):
+def dataset(config, *, seed: int, difficulty: float):
+    """SynthMarket of ``config`` (generated once, cached under a folder named by the config's hash)."""
+    tag = "default" if config == PRESETS["default"] else hashlib.sha1(repr(config).encode()).hexdigest()[:8]
     root = data_dir() / "calibration" / f"synthmarket-{tag}-d{difficulty:g}-seed{seed}"
     generate_synthmarket(root, config=config, seed=seed, difficulty=difficulty, progress=False)
     return prepare_dataset("synthmarket", root, scale="lab", progress=False)
@@ -158,12 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     height, width = (int(v) for v in args.size.split("x"))
     config = synth_config(args.synth)
-    tag = hashlib.sha1(repr(config).encode()).hexdigest()[:8] if args.synth else "default"
     began = time.perf_counter()
-    target = dataset(config, seed=0, difficulty=args.difficulty, tag=tag)
-    source = dataset(config, seed=1, difficulty=args.difficulty, tag=tag)
+    target = dataset(config, seed=0, difficulty=args.difficulty)
+    source = dataset(config, seed=1, difficulty=args.difficulty)
     for k in range(1, args.sources):  # more source SynthMarkets: other people, other cameras
-        more = dataset(config, seed=1 + k, difficulty=args.difficulty, tag=tag)
+        more = dataset(config, seed=1 + k, difficulty=args.difficulty)
         source.train = source.train + [r._replace(pid=r.pid + 10000 * k, camid=r.camid + 10 * k) for r in more.train]
     start_cfg = SupervisedConfig(epochs=args.start_epochs, height=height, width=width,
                                  colour_jitter=args.start_jitter)

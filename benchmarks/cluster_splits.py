@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import hashlib
 import sys
 from pathlib import Path
 
@@ -53,9 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     height, width = (int(v) for v in args.size.split("x"))
     config = calibrate_lab.synth_config(args.synth)
-    tag = hashlib.sha1(repr(config).encode()).hexdigest()[:8] if args.synth else "default"
-    target = calibrate_lab.dataset(config, seed=0, difficulty=args.difficulty, tag=tag)
-    source = calibrate_lab.dataset(config, seed=1, difficulty=args.difficulty, tag=tag)
+    target = calibrate_lab.dataset(config, seed=0, difficulty=args.difficulty)
+    source = calibrate_lab.dataset(config, seed=1, difficulty=args.difficulty)
     start = supervised_model(source, config=SupervisedConfig(epochs=12, height=height, width=width,
                                                              colour_jitter=args.start_jitter), seed=1, progress=False)
 
