@@ -377,6 +377,36 @@ def test_viewpoints_follow_the_camera_unless_camera_views_is_off():
     assert all(abs(share - 1 / 3) < 0.06 for shares in uniform.values() for share in shares.values())
 
 
+def test_a_walking_tracklet_pans_across_its_scene_and_changes_pose():
+    config = dataclasses.replace(sm.PRESETS["tiny"], tracklet_length=(3, 5), tracklet_motion=0.25)
+    specs, cameras = sm.plan_samples(config, seed=4, difficulty=0.0)
+    tracks = defaultdict(list)
+    for spec in specs:
+        if spec.track_key is not None:
+            tracks[spec.track_key].append(spec)
+    # frames step 0.25 crop widths along their walk, inside the scene's span
+    for frames in tracks.values():
+        assert np.allclose(np.diff([f.pan for f in frames]), 0.25)
+        assert 0 <= frames[0].pan and frames[-1].pan <= sm.config.PAN_SPAN + 1e-9
+    assert all(s.pan is None for s in specs if s.track_key is None)
+    # the background alone (no person): frame two is frame one moved left by 0.25 crop widths (16 of 64
+    # pixels), so the scene is the tracklet's but the pixels are not
+    first, second = next(frames for frames in tracks.values() if frames[0].pan <= 1.0)[:2]
+    camera = cameras[first.camera - 1]
+    empty = [np.asarray(sm.render_sample(dataclasses.replace(f, appearance=None), camera, difficulty=0.0)[0],
+                        dtype=float) for f in (first, second)]
+    assert np.abs(empty[0][:, 16:] - empty[1][:, :-16]).mean() < 2.0
+    assert np.abs(empty[0] - empty[1]).mean() > 4 * np.abs(empty[0][:, 16:] - empty[1][:, :-16]).mean()
+    # with the person: the silhouettes differ (the walk goes on) although view and person are the same
+    masks = [np.asarray(sm.render_sample(f, camera, difficulty=0.0)[1]) > 0 for f in (first, second)]
+    still = dataclasses.replace(config, tracklet_motion=0.0)
+    frozen = [s for s in sm.plan_samples(still, seed=4, difficulty=0.0)[0] if s.track_key == first.track_key][:2]
+    frozen_masks = [np.asarray(sm.render_sample(f, camera, difficulty=0.0)[1]) > 0 for f in frozen]
+    assert (masks[0] != masks[1]).sum() > (frozen_masks[0] != frozen_masks[1]).sum()
+    with pytest.raises(ValueError, match="tracklet_motion"):
+        dataclasses.replace(sm.PRESETS["tiny"], tracklet_motion=1.5)
+
+
 def test_manifest_of_a_default_dataset_names_no_setting_added_after_format_1(tiny):
     config = json.loads((tiny / sm.MANIFEST_NAME).read_text())["config"]
-    assert not {"domain", "tracklet_length", "scenes_per_camera", "camera_views"} & set(config)
+    assert not {"domain", "tracklet_length", "scenes_per_camera", "camera_views", "tracklet_motion"} & set(config)

@@ -173,7 +173,7 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: int) 
     return big[oy:oy + height, ox:ox + width]
 
 
-def _render_background(camera: Camera, rng: np.random.Generator, difficulty: float, *,
+def _render_background(camera: Camera, rng: np.random.Generator, difficulty: float, *, width: int = _CANVAS_W,
                        shadow: tuple[float, float, float, float] | None = None) -> Image.Image:
     """The camera's scene behind the person, a canvas-sized RGB image.
 
@@ -185,9 +185,10 @@ def _render_background(camera: Camera, rng: np.random.Generator, difficulty: flo
         camera: The camera whose scene this is.
         rng: The image's background generator.
         difficulty: Scales the texture contrast.
+        width: Width in canvas pixels (wider than the canvas: a walking tracklet's scene).
         shadow: ``(x, y, rx, ry)`` in canvas pixels of a soft shadow on the ground, or None.
     """
-    h, w = _CANVAS_H // _SCALE, _CANVAS_W // _SCALE
+    h, w = _CANVAS_H // _SCALE, width // _SCALE
     amp = float(np.clip(0.5 + 0.5 * difficulty, 0.5, 1.5))
     y = np.arange(h, dtype=np.float32)[:, None]
     x = np.arange(w, dtype=np.float32)[None, :]
@@ -280,4 +281,4 @@ def _render_background(camera: Camera, rng: np.random.Generator, difficulty: flo
     image *= light[..., None]
     image += rng.standard_normal((h, w, 1), dtype=np.float32) * (4 * amp)
     small = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
-    return small.resize((_CANVAS_W, _CANVAS_H), Image.Resampling.BILINEAR)
+    return small.resize((w * _SCALE, _CANVAS_H), Image.Resampling.BILINEAR)

@@ -17,6 +17,8 @@ _STREAM_IDENTITY, _STREAM_CAMERA, _STREAM_SPLIT, _STREAM_IMAGE, _STREAM_DISTRACT
 
 # Rendering happens on a canvas at twice the output resolution; the nominal crop is its centre.
 _SCALE = 2
+# Width of a walking tracklet's scene beyond the canvas, in crop widths (SynthMarketConfig.tracklet_motion)
+PAN_SPAN = 2.0
 _CROP_H, _CROP_W = IMAGE_SIZE[0] * _SCALE, IMAGE_SIZE[1] * _SCALE
 _CANVAS_H, _CANVAS_W = _CROP_H + 96, _CROP_W + 96
 
@@ -110,6 +112,10 @@ class SynthMarketConfig:
         camera_views: Cameras have preferred viewpoints (each watches a path, so a person's track in one
             camera is mostly one view, and the view differs between cameras). False: every tracklet's
             view is front, back or side with equal probability in every camera.
+        tracklet_motion: How far the person walks between two frames of a tracklet, in crop widths
+            (0..1): each frame then shows another window of the tracklet's scene (the detector box
+            follows the person across the background) and another step of the walk (pose). 0: the
+            frames share the background pixels and the pose.
     """
 
     n_train_ids: int = 150
@@ -125,6 +131,7 @@ class SynthMarketConfig:
     tracklet_length: tuple[int, int] = (1, 1)
     scenes_per_camera: int = 1
     camera_views: bool = True
+    tracklet_motion: float = 0.0
 
     def __post_init__(self) -> None:
         if self.n_train_ids < 1 or self.n_test_ids < 1:
@@ -155,6 +162,8 @@ class SynthMarketConfig:
             raise ValueError(f"tracklet_length must be (low, high) with 1 <= low <= high, got {self.tracklet_length}")
         if not 1 <= self.scenes_per_camera <= self.cameras:
             raise ValueError(f"scenes_per_camera must be in 1..cameras={self.cameras}, got {self.scenes_per_camera}")
+        if not 0.0 <= self.tracklet_motion <= 1.0:
+            raise ValueError(f"tracklet_motion must be in [0, 1] crop widths per frame, got {self.tracklet_motion}")
         if not 1 <= self.jpeg_quality <= 95:
             raise ValueError(f"jpeg_quality must be in 1..95, got {self.jpeg_quality}")
 

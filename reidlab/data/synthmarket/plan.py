@@ -17,6 +17,7 @@ from reidlab.data.synthmarket.config import (
     _STREAM_IMAGE,
     _STREAM_JUNK,
     _STREAM_SPLIT,
+    PAN_SPAN,
     SPLIT_DIRS,
     SynthMarketConfig,
 )
@@ -58,7 +59,9 @@ def plan_samples(config: SynthMarketConfig, *, seed: int, difficulty: float) -> 
       track (one sequence, increasing frames) and mostly share the camera's dominant viewpoint (with
       ``camera_views`` off, every tracklet's viewpoint is drawn uniformly, whatever the camera); the
       track is cut into tracklets of ``tracklet_length`` consecutive frames that share their view,
-      scene and pose (a person filmed while walking past), as real datasets are cut from video;
+      scene and pose (a person filmed while walking past), as real datasets are cut from video; with
+      ``tracklet_motion`` the person walks on between frames: each frame shows the next window of the
+      tracklet's scene and another pose;
     - for each test identity and camera one image goes to ``query`` and the rest to
       ``bounding_box_test``, so every query has a gallery match in another camera;
     - ``bounding_box_test`` also gets ``n_distractors`` pid-0 images (people not in the dataset, a
@@ -120,11 +123,16 @@ def plan_samples(config: SynthMarketConfig, *, seed: int, difficulty: float) -> 
                     if config.tracklet_length[1] > 1:
                         frames_left = int(rng.integers(config.tracklet_length[0], config.tracklet_length[1] + 1))
                         track_key = (seed, _STREAM_IMAGE, pid, _TRACK_KEYS + index)
+                        if config.tracklet_motion > 0:  # where the walk starts in the scene; a step per frame
+                            walk = min(PAN_SPAN, (frames_left - 1) * config.tracklet_motion)
+                            pan, step = float(rng.uniform(0, PAN_SPAN - walk)), walk / max(1, frames_left - 1)
                 frames_left -= 1
                 split = "bounding_box_train" if not is_test else ("query" if j == query else "bounding_box_test")
                 specs.append(SampleSpec(split, unique_stem(pid, cam, sequence, frame, bbox), pid, cam, view,
                                         direction, appearances[pid], None, (seed, _STREAM_IMAGE, pid, index),
-                                        track_key))
+                                        track_key, pan if config.tracklet_motion > 0 and track_key else None))
+                if config.tracklet_motion > 0 and track_key:
+                    pan += step
                 index += 1
 
     for i in range(config.n_distractors):

@@ -24,11 +24,13 @@ from reidlab.data.synthmarket.config import (
     _CANVAS_W,
     _CROP_H,
     _CROP_W,
+    _SCALE,
     ACCESSORY,
     BACKGROUND,
     HEAD,
     IMAGE_SIZE,
     LOWER,
+    PAN_SPAN,
     SHOES,
     UPPER,
 )
@@ -440,6 +442,10 @@ class SampleSpec:
         track_key: Seed key shared by the frames of one tracklet (consecutive frames of one walk past a
             camera): their scene and pose come from it, so they differ only in the detector box, occlusion
             and sensor noise. None: the image is a tracklet of its own.
+        pan: Where a walking tracklet's frame is in its scene, in crop widths (0..``PAN_SPAN``): the
+            scene is then drawn ``PAN_SPAN`` crop widths wider and this frame shows the window that starts
+            there, and the frame has a pose of its own (``SynthMarketConfig.tracklet_motion``). None: the
+            frames of the tracklet share the background pixels and the pose.
     """
 
     split: str
@@ -452,6 +458,7 @@ class SampleSpec:
     junk: str | None
     key: tuple[int, ...]
     track_key: tuple[int, ...] | None = None
+    pan: float | None = None
 
 
 def render_sample(spec: SampleSpec, camera: Camera, *, difficulty: float = 1.0) -> tuple[Image.Image, Image.Image]:
@@ -477,9 +484,10 @@ def render_sample(spec: SampleSpec, camera: Camera, *, difficulty: float = 1.0) 
     """
     bg_rng, pose_rng, geo_rng, photo_rng = (np.random.default_rng(s)
                                             for s in np.random.SeedSequence(list(spec.key)).spawn(4))
-    if spec.track_key is not None:  # a tracklet's frames share the scene and the pose
-        bg_rng, pose_rng = (np.random.default_rng(s)
-                            for s in np.random.SeedSequence(list(spec.track_key)).spawn(4)[:2])
+    if spec.track_key is not None:  # a tracklet's frames share the scene and (unless it walks) the pose
+        shared_bg, shared_pose = (np.random.default_rng(s)
+                                  for s in np.random.SeedSequence(list(spec.track_key)).spawn(4)[:2])
+        bg_rng, pose_rng = shared_bg, (pose_rng if spec.pan is not None else shared_pose)
     d = float(difficulty)
 
     # where the person stands: the nominal crop is the canvas centre; junk crops move the person away
@@ -496,7 +504,13 @@ def render_sample(spec: SampleSpec, camera: Camera, *, difficulty: float = 1.0) 
     body = _body(spec.appearance or _NEUTRAL, cx, feet, height)
 
     shadow = None if spec.appearance is None else (cx, feet, 0.2 * height, 0.035 * height)
-    canvas = _render_background(camera, bg_rng, d, shadow=shadow)
+    if spec.pan is None:
+        canvas = _render_background(camera, bg_rng, d, shadow=shadow)
+    else:  # the window of the tracklet's wider scene at this frame's place in the walk
+        left = round(spec.pan * _CROP_W / _SCALE) * _SCALE
+        canvas = _render_background(camera, bg_rng, d, width=_CANVAS_W + round(PAN_SPAN * _CROP_W),
+                                    shadow=None if shadow is None else (cx + left, *shadow[1:]))
+        canvas = canvas.crop((left, 0, left + _CANVAS_W, _CANVAS_H))
     labels = Image.new("L", canvas.size, BACKGROUND)
     if spec.appearance is not None:
         painter = _Painter(Image.new("RGB", canvas.size), labels)
