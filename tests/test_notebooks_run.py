@@ -61,7 +61,8 @@ def test_notebook_00_data_and_evaluation(tiny_synthmarket, tiny_run):
 def test_notebook_01_clustering(tiny_synthmarket, tiny_run):
     m = tiny_run("01_clustering").metrics
     assert m["num_train_images"] == len(tiny_synthmarket.train)
-    assert m["naive_max_abs_diff"] < 1e-5
+    assert m["naive_max_abs_diff"] < 1e-5 and m["naive_knn_max_gap"] < 1e-5
+    assert 0 <= m["naive_knn_swapped_rows"] <= min(400, len(tiny_synthmarket.train))
     assert len(m["closest_pairs"]) == 3
     for name in ("closest_precision_cosine", "closest_precision_jaccard"):
         assert len(m[name]) == 3 and all(0 <= p <= 1 for p in m[name])

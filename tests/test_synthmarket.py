@@ -407,6 +407,26 @@ def test_a_walking_tracklet_pans_across_its_scene_and_changes_pose():
         dataclasses.replace(sm.PRESETS["tiny"], tracklet_motion=1.5)
 
 
+def test_body_width_widens_every_person_and_nothing_else():
+    base = dataclasses.replace(sm.PRESETS["tiny"], n_junk=0)
+    slim, _ = sm.plan_samples(base, seed=6, difficulty=0.0)
+    wide, cameras = sm.plan_samples(dataclasses.replace(base, body_width=1.5), seed=6, difficulty=0.0)
+    assert [(s.stem, s.view) for s in slim] == [(s.stem, s.view) for s in wide]
+    people = [(a, b) for a, b in zip(slim, wide) if a.appearance is not None]
+    assert people and all(b.appearance.width == pytest.approx(1.5 * a.appearance.width) for a, b in people)
+    assert all(dataclasses.replace(b.appearance, width=a.appearance.width) == a.appearance for a, b in people)
+    # a front view: the person covers more of the crop's width, at the same height
+    a, b = next((a, b) for a, b in people if a.view == "front" and a.pid > 0)
+    camera = cameras[a.camera - 1]
+    masks = [np.asarray(sm.render_sample(spec, camera, difficulty=0.0)[1]) > 0 for spec in (a, b)]
+    widths = [mask.any(axis=0).sum() for mask in masks]
+    heights = [mask.any(axis=1).sum() for mask in masks]
+    assert widths[1] > 1.25 * widths[0] and abs(heights[1] - heights[0]) <= 2
+    with pytest.raises(ValueError, match="body_width"):
+        dataclasses.replace(base, body_width=3.0)
+
+
 def test_manifest_of_a_default_dataset_names_no_setting_added_after_format_1(tiny):
     config = json.loads((tiny / sm.MANIFEST_NAME).read_text())["config"]
-    assert not {"domain", "tracklet_length", "scenes_per_camera", "camera_views", "tracklet_motion"} & set(config)
+    assert not {"domain", "tracklet_length", "scenes_per_camera", "camera_views", "tracklet_motion",
+                "body_width"} & set(config)

@@ -157,7 +157,7 @@ class BasicBlock(nn.Module):
 
 
 class LabNet(nn.Module):
-    """A small residual network that trains on 2 CPU cores at SynthMarket's 128 x 64 size.
+    """A small residual network that trains on 2 CPU cores (SynthMarket's 128 x 64 images, 64 x 32 at lab scale).
 
     Overall stride 8 with ``last_stride=1`` (16 x 8 feature map for a 128 x 64 image, the map size of
     ResNet-50 with last stride 1 at 256 x 128), stride 16 with ``last_stride=2``.

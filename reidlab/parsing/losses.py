@@ -24,9 +24,9 @@ def diversity_loss(part_logits: Tensor) -> Tensor:
 
     The overlap of every pair of predicted part maps. reidlab's choice: the sum over positions of Eq. 5
     is divided by ``h * w``, the same reduction as :func:`parsing_loss` (Eq. 4, a mean over positions).
-    Eq. 5 as written is ``h * w`` times larger (128 at lab scale, 192 at 384 x 128) and then dominates
-    Eq. 4: measured at lab scale, the part head collapsed to one part everywhere (no overlap at all)
-    instead of following the pseudo masks. With equal reductions the cheapest way to lower both terms
+    Eq. 5 as written is ``h * w`` times larger (128 on LabNet's 16 x 8 maps of 128 x 64 inputs, 192 at
+    384 x 128) and then dominates Eq. 4: measured on those 16 x 8 maps, the part head collapsed to one part
+    everywhere (no overlap at all) instead of following the pseudo masks. With equal reductions the cheapest way to lower both terms
     is one confident part per position that agrees with the pseudo mask. At most ``1 / l^2`` per
     position, reached by uniform ``P``; 0 for one-hot maps.
 

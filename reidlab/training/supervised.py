@@ -64,12 +64,12 @@ class SupervisedConfig:
 
 def supervised_config(scale: str) -> SupervisedConfig:
     """The supervised schedule at ``scale``: seconds at ``tiny`` (tests), minutes at ``lab`` (LabNet on
-    two CPU cores), the papers' ResNet-50 setting at ``full`` (docs/methods.md, section 5: 256 x 128,
+    two CPU cores, 64 x 32 inputs), the papers' ResNet-50 setting at ``full`` (docs/methods.md, section 5: 256 x 128,
     16 x 16 batches, erasing, lr x0.1 every 20 epochs)."""
     if scale == "tiny":
         return SupervisedConfig(epochs=1, iters=10, batch_size=32)
-    if scale == "lab":
-        return SupervisedConfig()
+    if scale == "lab":  # the lab's 64 x 32 inputs (reidlab.training.config.SCALED_SETTINGS)
+        return SupervisedConfig(height=64, width=32)
     if scale == "full":
         return SupervisedConfig(epochs=60, iters=200, batch_size=256, num_instances=16, lr=3.5e-4, step_size=20,
                                 erasing_p=0.5, height=256, width=128)

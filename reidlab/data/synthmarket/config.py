@@ -116,6 +116,9 @@ class SynthMarketConfig:
             (0..1): each frame then shows another window of the tracklet's scene (the detector box
             follows the person across the background) and another step of the walk (pose). 0: the
             frames share the background pixels and the pose.
+        body_width: Scales every person's build (the appearance's width factor: the torso in proportion,
+            limbs by its square root), so that the person fills more of the crop and the background less;
+            1: SynthMarket's slim people (the torso about a quarter of the crop's width).
     """
 
     n_train_ids: int = 150
@@ -132,6 +135,7 @@ class SynthMarketConfig:
     scenes_per_camera: int = 1
     camera_views: bool = True
     tracklet_motion: float = 0.0
+    body_width: float = 1.0
 
     def __post_init__(self) -> None:
         if self.n_train_ids < 1 or self.n_test_ids < 1:
@@ -164,6 +168,8 @@ class SynthMarketConfig:
             raise ValueError(f"scenes_per_camera must be in 1..cameras={self.cameras}, got {self.scenes_per_camera}")
         if not 0.0 <= self.tracklet_motion <= 1.0:
             raise ValueError(f"tracklet_motion must be in [0, 1] crop widths per frame, got {self.tracklet_motion}")
+        if not 0.5 <= self.body_width <= 2.0:
+            raise ValueError(f"body_width must be in [0.5, 2], got {self.body_width}")
         if not 1 <= self.jpeg_quality <= 95:
             raise ValueError(f"jpeg_quality must be in 1..95, got {self.jpeg_quality}")
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 
 from reidlab.data.synthmarket.appearance import (
+    Appearance,
     _choice,
     sample_appearance,
     sample_identities,
@@ -48,6 +50,11 @@ def _view(rng: np.random.Generator, probs: Sequence[float], dominant: str | None
     return view, int(rng.choice((-1, 1)))
 
 
+def _built(appearance: Appearance, body_width: float) -> Appearance:
+    """``appearance`` with its width factor times ``body_width`` (SynthMarketConfig.body_width)."""
+    return appearance if body_width == 1.0 else dataclasses.replace(appearance, width=appearance.width * body_width)
+
+
 def plan_samples(config: SynthMarketConfig, *, seed: int, difficulty: float) -> tuple[list[SampleSpec], list[Camera]]:
     """Decide every image of the dataset (no rendering): identities, cameras, views, names, splits.
 
@@ -86,6 +93,7 @@ def plan_samples(config: SynthMarketConfig, *, seed: int, difficulty: float) -> 
     twin_probability = min(0.6, config.twin_fraction * difficulty)
     appearances = {**sample_identities(train_pids, seed=seed, twin_probability=twin_probability, palette=palette),
                    **sample_identities(test_pids, seed=seed, twin_probability=twin_probability, palette=palette)}
+    appearances = {pid: _built(a, config.body_width) for pid, a in appearances.items()}
 
     specs: list[SampleSpec] = []
     used: set[str] = set()
@@ -138,7 +146,7 @@ def plan_samples(config: SynthMarketConfig, *, seed: int, difficulty: float) -> 
     for i in range(config.n_distractors):
         rng = np.random.default_rng([seed, _STREAM_DISTRACTOR, i])
         cam = int(rng.integers(1, config.cameras + 1))
-        appearance = sample_appearance(rng, palette) if rng.random() < 0.75 else None
+        appearance = _built(sample_appearance(rng, palette), config.body_width) if rng.random() < 0.75 else None
         view, direction = _view(rng, _view_probs(config, cameras[cam - 1]))
         stem = unique_stem(0, cam, int(rng.integers(1, 7)), int(rng.integers(100, 150000)), int(rng.integers(1, 4)))
         specs.append(SampleSpec("bounding_box_test", stem, 0, cam, view, direction, appearance, None,

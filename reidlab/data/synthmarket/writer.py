@@ -180,7 +180,8 @@ def generate_synthmarket(
     # Settings added after format 1 are not written at their defaults: manifests stay as they were before them,
     # so a dataset generated then is still recognised and reused.
     for name, default in (("domain", SynthDomain()), ("tracklet_length", (1, 1)), ("scenes_per_camera", 1),
-                          ("camera_views", True), ("tracklet_motion", 0.0)):
+                          ("camera_views", True), ("tracklet_motion", 0.0),
+                          ("body_width", 1.0)):
         if getattr(config, name) == default:
             del manifest["config"][name]
     manifest["config"] = json.loads(json.dumps(manifest["config"]))  # tuples as lists, as read back
