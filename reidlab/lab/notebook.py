@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import textwrap
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -137,7 +138,7 @@ def scale_banner(scale: str) -> None:
     note = _SCALE_NOTES.get(check_scale(scale))
     if note:
         rule = "=" * 100
-        print(f"{rule}\n{note}\n{rule}")
+        print(f"{rule}\n{textwrap.fill(note, width=len(rule))}\n{rule}")  # wrapped at words, inside the rules
 
 
 def check_claim(holds: bool, claim: str, evidence: str = "") -> bool:
