@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-jitter", type=float, default=0.4, help="colour jitter of the start's pretraining")
     parser.add_argument("--start-epochs", type=int, default=12)
     parser.add_argument("--sources", type=int, default=1, help="source SynthMarkets (seeds 1..n) the start learns from")
+    parser.add_argument("--source-difficulty", type=float, default=None,
+                        help="difficulty of the source SynthMarket(s) (default: the target's)")
     parser.add_argument("--ceiling-epochs", type=int, default=8)
     parser.add_argument("--methods", default="cluster_contrast")
     parser.add_argument("--seeds", default="0")
@@ -162,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     config = synth_config(args.synth)
     began = time.perf_counter()
     target = dataset(config, seed=0, difficulty=args.difficulty)
-    source = dataset(config, seed=1, difficulty=args.difficulty)
+    source_difficulty = args.difficulty if args.source_difficulty is None else args.source_difficulty
+    source = dataset(config, seed=1, difficulty=source_difficulty)
     for k in range(1, args.sources):  # more source SynthMarkets: other people, other cameras
-        more = dataset(config, seed=1 + k, difficulty=args.difficulty)
+        more = dataset(config, seed=1 + k, difficulty=source_difficulty)
         source.train = source.train + [r._replace(pid=r.pid + 10000 * k, camid=r.camid + 10 * k) for r in more.train]
     start_cfg = SupervisedConfig(epochs=args.start_epochs, height=height, width=width,
                                  colour_jitter=args.start_jitter)
@@ -179,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         train_supervised(ceiling, target.train, ceiling_cfg, seed=0, progress=False)
     result = {
         "name": args.name, "argv": sys.argv[1:], "synthmarket": dataclasses.asdict(config),
-        "difficulty": args.difficulty, "size": [height, width], "start_config": dataclasses.asdict(start_cfg),
+        "difficulty": args.difficulty, "source_difficulty": source_difficulty, "size": [height, width],
+        "start_config": dataclasses.asdict(start_cfg),
         "sources": args.sources, "start_mAP": start_mAP,
         "ceiling_mAP": measure(ceiling, target, height, width) if args.ceiling_epochs else None, "runs": [],
     }
