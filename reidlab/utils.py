@@ -13,6 +13,11 @@ import numpy as np
 import torch
 
 
+def format_duration(seconds: float) -> str:
+    """``"40 s"`` below a minute and a half, ``"12 min"`` above (progress and time-estimate messages)."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """The device to run on: ``device`` if given, else CUDA when available, else the CPU.
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from reidlab.utils import resolve_device, seed_everything
+from reidlab.utils import format_duration, resolve_device, seed_everything
 
 
 def test_resolve_device():
@@ -19,3 +19,7 @@ def test_seed_everything_repeats():
     seed_everything(3)
     b = (np.random.rand(), torch.rand(2))
     assert a[0] == b[0] and torch.equal(a[1], b[1])
+
+
+def test_format_duration_gives_seconds_below_a_minute_and_a_half_then_minutes():
+    assert [format_duration(s) for s in (16.4, 89.6, 90, 150, 613)] == ["16 s", "90 s", "2 min", "2 min", "10 min"]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from reidlab.config import NOTEBOOK_DIR, check_scale
+from reidlab.utils import format_duration
 
 logger = logging.getLogger(__name__)
 
@@ -322,7 +323,7 @@ def run_notebooks(
             report(f"{name}: skipped, already executed with the same parameters and code ({output})")
             runs.append(NotebookRun(notebook, output, before.get("seconds", 0.0), read_metrics(output), skipped=True))
             continue
-        expected = f", about {before['seconds'] / 60:.0f} min last time" if before.get("seconds") else ""
+        expected = f", about {format_duration(before['seconds'])} last time" if before.get("seconds") else ""
         report(f"{name}: running at {scale} scale{expected}")
         run = run_notebook(notebook, output, params, progress=progress)
         runs.append(run)

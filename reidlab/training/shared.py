@@ -33,6 +33,7 @@ from reidlab.training.supervised import (
     supervised_config,
     supervised_model,
 )
+from reidlab.utils import format_duration
 
 __all__ = ["SHARED_MODELS", "SharedModel", "build_shared_models", "shared_models", "supervised_ceiling"]
 
@@ -73,11 +74,6 @@ class SharedModel:
     def iterations(self) -> int:
         """Optimisation steps of its training."""
         return self.config.epochs * self.config.iters
-
-
-def _duration(seconds: float) -> str:
-    """``"40 s"`` below a minute and a half, ``"12 min"`` above."""
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def _backbone(scale: str) -> str:
@@ -166,7 +162,7 @@ def build_shared_models(
     step = seconds_per_iteration(missing[0].backbone, missing[0].config, device=device)
     iterations = sum(model.iterations for model in missing)
     report(f"shared models: training {' and '.join(model.name for model in missing)} now, once ({iterations} "
-           f"iterations; about {_duration(iterations * step)} at {step:.2f} s per iteration measured on this "
+           f"iterations; about {format_duration(iterations * step)} at {step:.2f} s per iteration measured on this "
            f"machine, plus data loading); cached in {missing[0].path.parent}/ afterwards")
     for model in missing:
         report(f"  {model.description}")
@@ -176,5 +172,5 @@ def build_shared_models(
         else:
             supervised_ceiling(dataset, scale=scale, device=device, progress=progress)
         model.seconds = time.perf_counter() - start
-        report(f"  {model.name}: trained in {_duration(model.seconds)} -> {model.path}")
+        report(f"  {model.name}: trained in {format_duration(model.seconds)} -> {model.path}")
     return wanted
