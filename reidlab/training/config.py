@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from reidlab.cluster.neighbors import NEIGHBOUR_SEARCHES
-from reidlab.config import check_scale
+from reidlab.config import LAB_INPUT_SIZE, check_scale
 from reidlab.models import BACKBONES, PART_SOURCES, POOLINGS
 from reidlab.training.cameras import SAMPLE_BY, CameraStage
 from reidlab.training.methods import METHODS, get_method, resolve_preset
@@ -225,12 +225,11 @@ _LAB_AND_TINY = {
     "num_instances": 4,
 }
 SCALED_SETTINGS: dict[str, dict[str, Any]] = {
-    # Lab inputs are 64 x 32, a quarter of the pixels of 128 x 64 and about 4x faster on two cores, so that
-    # `make demo` (every notebook, the start model and the ceiling) fits in half an hour; LabNet's map is then
-    # 8 x 4, where SCWM's eta is 2 cells: the best mIoU of 1..8 with both corrections on the 3,088 training maps
-    # (benchmarks/bench_parsing.py --quality: 0.254, against 0.248 at 3 and 0.232 at 6, reidlab.parsing.DEFAULT_ETA,
-    # which was measured on 16 x 8 maps).
-    "lab": {**_LAB_AND_TINY, "height": 64, "width": 32, "eta": 2.0, "epochs": 8, "iters": 30, "batch_size": 64, "step_size": 6, "eval_step": 2, "k1": 30,
+    # Lab inputs: reidlab.config.LAB_INPUT_SIZE (64 x 32, 8 x 4 maps). SCWM's eta there is 2 cells, the best mIoU
+    # of 1..8 with both corrections on the 3,088 training maps (benchmarks/bench_parsing.py --quality: 0.254,
+    # against 0.248 at 3 and 0.232 at 6; reidlab.parsing.DEFAULT_ETA = 6 was measured on 16 x 8 maps).
+    "lab": {**_LAB_AND_TINY, "height": LAB_INPUT_SIZE[0], "width": LAB_INPUT_SIZE[1], "eta": 2.0,
+            "epochs": 8, "iters": 30, "batch_size": 64, "step_size": 6, "eval_step": 2, "k1": 30,
             "k2": 6, "gamma_epochs": 3,  # SCWM's 20 of 60 epochs (a third), scaled to 8 epochs
             "agreement_k": 20},
     "tiny": {**_LAB_AND_TINY, "epochs": 2, "iters": 3, "batch_size": 16, "step_size": 20, "eval_step": 1, "k1": 10,

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from reidlab.config import check_scale, data_dir
+from reidlab.config import LAB_INPUT_SIZE, check_scale, data_dir
 from reidlab.data.datasets import Record, ReIDDataset
 from reidlab.data.loaders import build_train_loader
 from reidlab.data.prepare import prepare_dataset
@@ -68,8 +68,8 @@ def supervised_config(scale: str) -> SupervisedConfig:
     16 x 16 batches, erasing, lr x0.1 every 20 epochs)."""
     if scale == "tiny":
         return SupervisedConfig(epochs=1, iters=10, batch_size=32)
-    if scale == "lab":  # the lab's 64 x 32 inputs (reidlab.training.config.SCALED_SETTINGS)
-        return SupervisedConfig(height=64, width=32)
+    if scale == "lab":
+        return SupervisedConfig(height=LAB_INPUT_SIZE[0], width=LAB_INPUT_SIZE[1])
     if scale == "full":
         return SupervisedConfig(epochs=60, iters=200, batch_size=256, num_instances=16, lr=3.5e-4, step_size=20,
                                 erasing_p=0.5, height=256, width=128)
