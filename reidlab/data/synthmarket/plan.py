@@ -136,10 +136,11 @@ def plan_samples(config: SynthMarketConfig, *, seed: int, difficulty: float) -> 
                             pan, step = float(rng.uniform(0, PAN_SPAN - walk)), walk / max(1, frames_left - 1)
                 frames_left -= 1
                 split = "bounding_box_train" if not is_test else ("query" if j == query else "bounding_box_test")
+                walking = config.tracklet_motion > 0 and track_key is not None
                 specs.append(SampleSpec(split, unique_stem(pid, cam, sequence, frame, bbox), pid, cam, view,
                                         direction, appearances[pid], None, (seed, _STREAM_IMAGE, pid, index),
-                                        track_key, pan if config.tracklet_motion > 0 and track_key else None))
-                if config.tracklet_motion > 0 and track_key:
+                                        track_key, pan if walking else None))
+                if walking:
                     pan += step
                 index += 1
 
