@@ -41,6 +41,8 @@ import torch
 from reidlab.config import data_dir
 from reidlab.data.prepare import prepare_dataset
 from reidlab.data.synthmarket import PRESETS, generate_synthmarket
+from reidlab.data.synthmarket.config import CAMPUS
+from reidlab.data.synthmarket.plan import plan_samples
 from reidlab.evaluation import evaluate_model
 from reidlab.models import build_model
 from reidlab.training import Trainer, preset
@@ -80,6 +82,18 @@ def dataset(config, *, seed: int, difficulty: float):
     root = data_dir() / "calibration" / f"synthmarket-{tag}-d{difficulty:g}-seed{seed}"
     generate_synthmarket(root, config=config, seed=seed, difficulty=difficulty, progress=False)
     return prepare_dataset("synthmarket", root, scale="lab", progress=False)
+
+
+def relabelled_by_look(source, config, *, seed: int, difficulty: float, attributes: list[str]):
+    """``source`` with every identity replaced by the class of its look: the tuple of its appearance's
+    ``attributes`` (e.g. upper and lower colour), so that a start trained on it learns what clothes look like
+    (a generic task, as ImageNet's categories are) rather than who each person is."""
+    specs, _ = plan_samples(config, seed=seed, difficulty=difficulty)
+    look = {s.pid: tuple(getattr(s.appearance, a) for a in attributes) for s in specs if s.pid > 0}
+    classes = {key: i + 1 for i, key in enumerate(sorted(set(look.values()), key=repr))}
+    relabelled = copy.copy(source)
+    relabelled.train = [r._replace(pid=classes[look[r.pid]]) for r in source.train]
+    return relabelled, len(classes)
 
 
 def measure(model, data, height: int, width: int) -> float:
@@ -154,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sources", type=int, default=1, help="source SynthMarkets (seeds 1..n) the start learns from")
     parser.add_argument("--source-difficulty", type=float, default=None,
                         help="difficulty of the source SynthMarket(s) (default: the target's)")
+    parser.add_argument("--source-domain", choices=("same", "campus"), default="same",
+                        help="the source's world: the target's, or the campus domain (other cameras, "
+                             "backgrounds, light and clothes; the start then transfers across domains)")
+    parser.add_argument("--start-labels", default="identity",
+                        help="what the start learns on the source: 'identity', or comma-separated appearance "
+                             "attributes whose combination is the class (e.g. upper,lower)")
     parser.add_argument("--ceiling-epochs", type=int, default=8)
     parser.add_argument("--methods", default="cluster_contrast")
     parser.add_argument("--seeds", default="0")
@@ -165,14 +185,25 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     target = dataset(config, seed=0, difficulty=args.difficulty)
     source_difficulty = args.difficulty if args.source_difficulty is None else args.source_difficulty
-    source = dataset(config, seed=1, difficulty=source_difficulty)
+    source_config = config
+    if args.source_domain == "campus":
+        source_config = dataclasses.replace(config, cameras=8, cameras_per_id=(2, 8), domain=CAMPUS)
+    source = dataset(source_config, seed=1, difficulty=source_difficulty)
     for k in range(1, args.sources):  # more source SynthMarkets: other people, other cameras
-        more = dataset(config, seed=1 + k, difficulty=source_difficulty)
+        more = dataset(source_config, seed=1 + k, difficulty=source_difficulty)
         source.train = source.train + [r._replace(pid=r.pid + 10000 * k, camid=r.camid + 10 * k) for r in more.train]
     start_cfg = SupervisedConfig(epochs=args.start_epochs, height=height, width=width,
                                  colour_jitter=args.start_jitter)
+    cache_dir = None
+    if args.start_labels != "identity":
+        if args.sources != 1:
+            raise SystemExit("--start-labels other than 'identity' needs --sources 1")
+        source, n_classes = relabelled_by_look(source, source_config, seed=1, difficulty=source_difficulty,
+                                               attributes=args.start_labels.split(","))
+        print(f"[{args.name}] start learns {n_classes} looks ({args.start_labels})", flush=True)
+        cache_dir = data_dir() / "pretrained" / ("look-" + args.start_labels.replace(",", "-"))
     start = supervised_model(source, config=start_cfg, seed=1 if args.sources == 1 else 1000 + args.sources,
-                             progress=False)
+                             cache_dir=cache_dir, progress=False)
     start_mAP = measure(start, target, height, width)
     print(f"[{args.name}] start {start_mAP}, {time.perf_counter() - began:.0f}s", flush=True)
     ceiling_cfg = dataclasses.replace(start_cfg, epochs=args.ceiling_epochs)
@@ -182,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         train_supervised(ceiling, target.train, ceiling_cfg, seed=0, progress=False)
     result = {
         "name": args.name, "argv": sys.argv[1:], "synthmarket": dataclasses.asdict(config),
-        "difficulty": args.difficulty, "source_difficulty": source_difficulty, "size": [height, width],
-        "start_config": dataclasses.asdict(start_cfg),
+        "difficulty": args.difficulty, "source_difficulty": source_difficulty,
+        "source_domain": args.source_domain, "size": [height, width],
+        "start_config": dataclasses.asdict(start_cfg), "start_labels": args.start_labels,
         "sources": args.sources, "start_mAP": start_mAP,
         "ceiling_mAP": measure(ceiling, target, height, width) if args.ceiling_epochs else None, "runs": [],
     }
