@@ -67,7 +67,9 @@ BASELINE_DIR = Path(__file__).resolve().parent / "baselines"
 TINY_SYNTHMARKET = {"preset": "tiny", "seed": 0}
 # Extra papermill parameters per notebook (by file stem) that keep its tiny run short.
 NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
-    "03_hard_mining": {"mus": "0,0.5,1"},
+    "02_memory_banks": {"seeds": "0,1"},  # two seeds: the mean and spread code runs
+    "03_hard_mining": {"mus": "0,0.5,1", "seeds": "0,1"},
+    "05_weighted_memory": {"seeds": "0,1"},
 }
 # The notebook kernels run single-threaded: float summation order then does not depend on the cores.
 KERNEL_ENVIRONMENT = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -121,3 +121,12 @@ def test_scale_banner_says_what_tiny_numbers_mean(capsys):
     assert capsys.readouterr().out == ""
     with pytest.raises(ValueError):
         notebook.scale_banner("huge")
+
+
+def test_parse_seeds():
+    assert notebook.parse_seeds(None, "lab") == [0, 1, 2]
+    assert notebook.parse_seeds(None, "tiny") == [0]
+    assert notebook.parse_seeds(" 3, 1 ,", "tiny") == [3, 1]
+    for bad, words in (("", "names no seed"), ("0,a", "comma-separated integers"), ("1,1", "repeats a seed")):
+        with pytest.raises(ValueError, match=words):
+            notebook.parse_seeds(bad, "lab")

@@ -1,6 +1,8 @@
 """Every notebook executed by papermill at tiny scale, once per session: its recorded metrics are checked
 by value (below) and against its baseline in tests/baselines/ (tests/regression.py)."""
 
+import json
+
 import numpy as np
 import pytest
 from regression import (
@@ -92,22 +94,31 @@ def test_notebook_02_memory_banks(tiny_synthmarket, tiny_run):
         history = m["histories"][method]
         assert len(history) == 2  # the tiny preset's epochs
         assert history[-1]["memory_rows"] == (n if method == "spcl" else history[-1]["n_clusters"])
-        assert m["results"][method]["mAP"] == pytest.approx(history[-1]["mAP"])
     for row in ("untrained LabNet", "source-pretrained start", "supervised (w/ GT)"):
         assert 0 <= m["results"][row]["mAP"] <= 1
     assert m["results"]["source-pretrained start"]["mAP"] == pytest.approx(m["initial_mAP"])
+    for method in methods:  # rows are the mean over the seeds (tests/regression.py runs seeds 0 and 1)
+        finals = [m["seed_histories"][method][s][-1]["mAP"] for s in ("0", "1")]
+        assert json.dumps(m["histories"][method]) == json.dumps(m["seed_histories"][method]["0"])
+        assert m["results"][method]["mAP"] == pytest.approx(np.mean(finals))
+        assert m["mAP_std"][method] == pytest.approx(np.std(finals))
 
 
 @pytest.mark.slow
 def test_notebook_03_hard_mining(tiny_run):
-    m = tiny_run("03_hard_mining").metrics  # tiny parameters: mus="0,0.5,1" (regression.NOTEBOOK_PARAMETERS)
+    m = tiny_run("03_hard_mining").metrics  # tiny parameters: mus="0,0.5,1", seeds="0,1" (regression.NOTEBOOK_PARAMETERS)
     assert m["toy_mu"] == 0.5 and m["toy_pull_cls_norm"] > 0 and m["toy_pull_ins_norm"] > 0
     slots = preset("hhcl", scale="tiny").num_instances
     assert m["memory_rows"] == m["n_clusters"] * (slots + 1)  # P slots per cluster + the centroids
     assert sorted(m["mu_sweep"]) == ["0.0", "0.5", "1.0"] and m["sweep_epochs"] == 2
     assert m["best_mu"] in (0.0, 0.5, 1.0)
-    for row in m["mu_sweep"].values():
+    assert m["sweep_seeds"] == [0, 1]
+    for mu, row in m["mu_sweep"].items():
         assert 0 <= row["mAP"] <= 1 and row["n_clusters"] > 0
+        finals = [run["mAP"] for run in m["mu_sweep_seeds"][mu]]  # a row is the mean over the seeds
+        assert len(finals) == 2 and row["mAP"] == pytest.approx(np.mean(finals))
+        assert row["mAP_std"] == pytest.approx(np.std(finals)) and row["mAP_min"] == min(finals)
+    assert m["best_mu"] == max((float(mu) for mu in m["mu_sweep"]), key=lambda mu: m["mu_sweep"][str(mu)]["mAP"])
 
 
 STRIPES = ("top", "middle", "bottom")  # notebook 04's PPLR stripes
@@ -209,6 +220,12 @@ def test_notebook_05_weighted_memory(tiny_synthmarket, tiny_run):
     assert m["scwm_minus_baseline_mAP"] == pytest.approx(m["update_results"]["weighted"]["mAP"] - baseline["mAP"])
     spread = [row["mAP"] for row in m["update_results"].values()]
     assert m["update_mAP_spread"] == pytest.approx(max(spread) - min(spread), abs=1e-9)
+    assert m["seeds"] == [0, 1]  # tests/regression.py: a row is the mean over the two seeds' runs
+    for name, runs in m["seed_results"].items():
+        row = m["update_results"].get(name, baseline if name == "pplr_stripes" else None)
+        finals = [run["mAP"] for run in runs]
+        assert len(runs) == 2 and row["mAP"] == pytest.approx(np.mean(finals)) and row["mAP_std"] == pytest.approx(np.std(finals))
+    assert m["update_seed_spread"] == pytest.approx(max(row["mAP_std"] for row in m["update_results"].values()))
     assert 0.0 <= m["start_mAP"] <= 1.0
     # Difficulty evidence and separation scores are in their ranges.
     for key, value in m["difficulty_evidence"].items():

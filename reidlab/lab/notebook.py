@@ -157,6 +157,30 @@ def check_claim(holds: bool, claim: str, evidence: str = "") -> bool:
     return bool(holds)
 
 
+# Training seeds of the notebooks whose comparisons are claims, when their ``seeds`` parameter is None: three at lab
+# scale (a difference between two methods is then read against one method's spread), one elsewhere (tiny: seconds;
+# full: a GPU day a run).
+DEFAULT_SEEDS = {"tiny": (0,), "lab": (0, 1, 2), "full": (0,)}
+
+
+def parse_seeds(seeds: str | None, scale: str) -> list[int]:
+    """The training seeds a notebook's ``seeds`` parameter names: comma-separated integers (``"0,1,2"``), or
+    None for the scale's default (:data:`DEFAULT_SEEDS`). Raises ValueError on anything else, and on a seed
+    given twice (its run would be counted twice in the mean)."""
+    if seeds is None:
+        return list(DEFAULT_SEEDS[check_scale(scale)])
+    parts = [part.strip() for part in str(seeds).split(",") if part.strip()]
+    try:
+        values = [int(part) for part in parts]
+    except ValueError:
+        raise ValueError(f"seeds must be comma-separated integers such as '0,1,2', got {seeds!r}") from None
+    if not values:
+        raise ValueError(f"seeds names no seed: {seeds!r}; give e.g. '0' or '0,1,2' (or None for the scale's default)")
+    if len(set(values)) != len(values):
+        raise ValueError(f"seeds repeats a seed: {seeds!r}; each seed's run would count twice in the mean")
+    return values
+
+
 def _short(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
