@@ -41,6 +41,7 @@ from browser import (
 from regression import KERNEL_ENVIRONMENT, tiny_parameters
 
 from reidlab.config import NOTEBOOK_DIR
+from reidlab.lab.notebook import parse_seeds
 from reidlab.lab.toy import TOY_SUMMARY_CLASS
 from reidlab.lab.widgets import MONITOR_SUMMARY_CLASS
 
@@ -89,7 +90,7 @@ NOTEBOOK_WIDGETS = {
         ),
         monitors=0,
     ),
-    # reidlab.lab.toy.MemoryToy; one monitor per method trained.
+    # reidlab.lab.toy.MemoryToy; one monitor per method and seed trained.
     "02_memory_banks": NotebookWidgets(
         (
             Operate("memory", "dropdown", option="hybrid", shows="hybrid memory"),
@@ -97,12 +98,12 @@ NOTEBOOK_WIDGETS = {
             Operate("temperature tau", shows="tau {value}", changes=r"p\(own class\) ([\d.]+)"),
             Operate("new batch", "button", shows="batch seed 1"),
         ),
-        monitors=lambda parameters: len(names(parameters["methods"])),
+        monitors=lambda parameters: len(names(parameters["methods"])) * n_seeds(parameters),
     ),
-    # reidlab.lab.toy.MuToy; one monitor per mu of the sweep.
+    # reidlab.lab.toy.MuToy; one monitor per mu of the sweep and seed.
     "03_hard_mining": NotebookWidgets(
         (Operate("mu", shows="mu {value}", changes=r"L_ins term ([\d.]+)"),),
-        monitors=lambda parameters: len(names(parameters["mus"])),
+        monitors=lambda parameters: len(names(parameters["mus"])) * n_seeds(parameters),
     ),
     # The notebook's own parsing explorer: the plot's title names the setting; two SCWM runs monitored.
     "04_part_parsing": NotebookWidgets(
@@ -114,9 +115,9 @@ NOTEBOOK_WIDGETS = {
         ),
         monitors=2,
     ),
-    # No control; one monitor per memory update trained ("weighted" always) and one for PPLR stripes.
+    # No control; per seed, one monitor per memory update trained ("weighted" always) and one for PPLR stripes.
     "05_weighted_memory": NotebookWidgets(
-        (), monitors=lambda parameters: len(set(names(parameters["updates"])) | {"weighted"}) + 1
+        (), monitors=lambda parameters: (len(set(names(parameters["updates"])) | {"weighted"}) + 1) * n_seeds(parameters)
     ),
     # reidlab.lab.toy.CameraToy; one monitor per method and seed trained.
     "06_domains_and_cameras": NotebookWidgets(
@@ -124,7 +125,7 @@ NOTEBOOK_WIDGETS = {
             Operate("crosscam_weight", shows="crosscam_weight {value}", changes=r"inter ([\d.]+), \d+ hard"),
             Operate("crosscam_negatives", shows="crosscam_negatives {value}", changes=r"(\d+) hard negatives"),
         ),
-        monitors=lambda parameters: len(names(parameters["methods"])) * len(names(parameters["seeds"])),
+        monitors=lambda parameters: len(names(parameters["methods"])) * n_seeds(parameters),
     ),
     # One monitor on the run.
     "train_one_run": NotebookWidgets((), monitors=1),
@@ -132,9 +133,9 @@ NOTEBOOK_WIDGETS = {
 # Parameters that shorten the runs beyond tests/regression.py's tiny ones: one trained run where a notebook
 # trains several side by side (tests/test_notebooks_run.py runs them all; here only their widgets count).
 BROWSER_PARAMETERS = {
-    "02_memory_banks": {"methods": "cluster_contrast"},
-    "03_hard_mining": {"mus": "0.5"},
-    "05_weighted_memory": {"updates": "weighted"},
+    "02_memory_banks": {"methods": "cluster_contrast", "seeds": "0"},
+    "03_hard_mining": {"mus": "0.5", "seeds": "0"},
+    "05_weighted_memory": {"updates": "weighted", "seeds": "0"},
     "06_domains_and_cameras": {"methods": "cluster_contrast,cap"},
 }
 
@@ -142,6 +143,11 @@ BROWSER_PARAMETERS = {
 def names(text: str) -> list[str]:
     """The names of a comma-separated notebook parameter (``"spcl, cluster_contrast"``)."""
     return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def n_seeds(parameters: dict[str, Any]) -> int:
+    """How many training seeds a run with these parameters trains (its ``seeds``; None: the scale's default)."""
+    return len(parse_seeds(parameters["seeds"], parameters["scale"]))
 
 
 def notebook_parameters(path: Path, injected: dict[str, Any]) -> dict[str, Any]:

@@ -210,7 +210,7 @@ def test_the_real_baselines_are_readable_and_recorded_for_existing_notebooks():
 
 def test_tiny_parameters_and_select():
     assert regression.tiny_parameters("notebooks/03_hard_mining.ipynb", "/d") == {
-        "scale": "tiny", "data_root": "/d", "mus": "0,0.5,1"}
+        "scale": "tiny", "data_root": "/d", "mus": "0,0.5,1", "seeds": "0,1"}
     assert regression.tiny_parameters("00_data_and_evaluation.ipynb", "/d") == {"scale": "tiny", "data_root": "/d"}
     assert [p.name for p in regression.select(["00"])] == ["00_data_and_evaluation.ipynb"]
     with pytest.raises(ValueError, match=r"no notebook starts with \['99'\]; available: 00_data_and_evaluation"):
