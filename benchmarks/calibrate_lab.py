@@ -41,6 +41,7 @@ import torch
 from reidlab.config import data_dir
 from reidlab.data.prepare import prepare_dataset
 from reidlab.data.synthmarket import PRESETS, generate_synthmarket
+from reidlab.data.synthmarket.appearance import Appearance
 from reidlab.data.synthmarket.config import CAMPUS
 from reidlab.data.synthmarket.plan import plan_samples
 from reidlab.evaluation import evaluate_model
@@ -182,6 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     height, width = (int(v) for v in args.size.split("x"))
     config = synth_config(args.synth)
+    if args.start_labels != "identity":  # checked before any data is generated
+        unknown = sorted(set(args.start_labels.split(",")) - {f.name for f in dataclasses.fields(Appearance)})
+        if unknown:
+            raise SystemExit(f"--start-labels: {unknown} are not appearance attributes; choose from "
+                             f"{[f.name for f in dataclasses.fields(Appearance)]} (or 'identity')")
+        if args.sources != 1:
+            raise SystemExit("--start-labels other than 'identity' needs --sources 1")
     began = time.perf_counter()
     target = dataset(config, seed=0, difficulty=args.difficulty)
     source_difficulty = args.difficulty if args.source_difficulty is None else args.source_difficulty
@@ -196,8 +204,6 @@ def main(argv: list[str] | None = None) -> int:
                                  colour_jitter=args.start_jitter)
     cache_dir = None
     if args.start_labels != "identity":
-        if args.sources != 1:
-            raise SystemExit("--start-labels other than 'identity' needs --sources 1")
         source, n_classes = relabelled_by_look(source, source_config, seed=1, difficulty=source_difficulty,
                                                attributes=args.start_labels.split(","))
         print(f"[{args.name}] start learns {n_classes} looks ({args.start_labels})", flush=True)
