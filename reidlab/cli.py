@@ -38,6 +38,17 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _seed_list(text: str) -> str:
+    """argparse type: comma-separated training seeds (checked by :func:`reidlab.lab.notebook.parse_seeds`)."""
+    from reidlab.lab.notebook import parse_seeds
+
+    try:
+        parse_seeds(text, "lab")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 # ----------------------------------------------------------------------------- sub-commands
 def _demo(args: argparse.Namespace) -> int:
     from reidlab.data import prepare_dataset
@@ -53,7 +64,8 @@ def _demo(args: argparse.Namespace) -> int:
         # notebook then finds them cached (the same build_shared_models call, the same cache files).
         build_shared_models(dataset, scale=args.scale, report=functools.partial(print, flush=True))
         runs = run_notebooks(args.out, scale=args.scale, notebooks=args.notebooks or None, parameters=parameters,
-                             skip_done=not args.rerun, report=functools.partial(print, flush=True))
+                             optional={"seeds": args.seeds} if args.seeds else None, skip_done=not args.rerun,
+                             report=functools.partial(print, flush=True))
     except KeyboardInterrupt:
         print(f"\ninterrupted: run the same command again to continue (shared models cached and notebooks finished "
               f"in {args.out}/ are skipped)", file=sys.stderr)
@@ -176,6 +188,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-root", default=None, help="dataset folder (SynthMarket is generated when omitted)")
     demo.add_argument("--data-seed", type=_non_negative, default=0, help="SynthMarket generation seed (default 0)")
     demo.add_argument("--seed", type=_non_negative, default=0, help="seed passed to every notebook (default 0)")
+    demo.add_argument("--seeds", type=_seed_list, default=None,
+                      help="training seeds of the notebooks that train (02, 03, 05, 06), e.g. 0 or 0,1,2 (default: "
+                           "each notebook's, three at lab scale)")
     demo.add_argument("--rerun", action="store_true",
                       help="execute every notebook again, even those already executed with the same parameters")
     demo.add_argument("notebooks", nargs="*", help="notebook name prefixes (default: all), e.g. 00 01")
@@ -221,9 +236,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=_non_negative, default=0, help="training seed (default 0)")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a TrainConfig field, e.g. --set epochs=60; repeatable")
-    train.add_argument("--init", choices=INITS, default="pretrained",
-                       help="pretrained: the scale's start model (ImageNet ResNet-50 at full scale, the "
-                            "source-pretrained LabNet at lab/tiny scale); random: random weights (tests)")
+    train.add_argument("--init", choices=INITS, default="start",
+                       help="start: the scale's start model (ImageNet ResNet-50 at full scale, LabNet's "
+                            "seed-1 initialisation at lab scale, a source-pretrained LabNet at tiny scale); "
+                            "random: random weights from --seed (tests)")
     train.add_argument("--resume", action="store_true", help="continue from <run-dir>/checkpoint.pt")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     train.set_defaults(handler=_train)
@@ -233,9 +249,11 @@ def _parser() -> argparse.ArgumentParser:
                                       "ground-truth part mask per image.")
     data.add_argument("--root", default="data/synthmarket", help="folder to write (default data/synthmarket)")
     data.add_argument("--preset", default="default", choices=sorted(PRESETS),
-                      help="dataset size and domain (default default; campus: the second domain)")
+                      help="dataset size and domain (default default; lab: the lab scale's; campus, lab_campus: "
+                           "the second domain)")
     data.add_argument("--seed", type=_non_negative, default=0, help="random seed (default 0)")
-    data.add_argument("--difficulty", type=float, default=1.0, help="0 = easy, 1 = default, larger = harder")
+    data.add_argument("--difficulty", type=float, default=None,
+                      help="0 = easy, 1 = default, larger = harder (default: the preset's, 0 for lab presets, else 1)")
     data.add_argument("--overwrite", action="store_true", help="replace an existing different dataset")
     data.add_argument("--workers", type=_non_negative, default=None, help="processes (default min(2, CPUs); 0 = inline)")
     data.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -3,7 +3,7 @@
 reidlab runs every experiment at one of three scales:
 
 * ``tiny``: seconds, for the tests (a tiny SynthMarket, LabNet, a few iterations);
-* ``lab``: minutes on two CPU cores (SynthMarket's default preset, LabNet), what ``make demo`` runs;
+* ``lab``: minutes on two CPU cores (SynthMarket's lab preset, LabNet from its initialisation), what ``make demo`` runs;
 * ``full``: the papers' settings (ResNet-50 on Market-1501, DukeMTMC-reID, MSMT17), a GPU job.
 
 Generated datasets and cached models live under :func:`data_dir`.
@@ -22,7 +22,7 @@ SCALES = ("tiny", "lab", "full")
 # LabNet's feature map is then 8 x 4. Tiny scale keeps 128 x 64.
 LAB_INPUT_SIZE = (64, 32)
 # The SynthMarket preset generated at each scale when no dataset root is given.
-_SCALE_PRESETS = {"tiny": "tiny", "lab": "default", "full": "default"}
+_SCALE_PRESETS = {"tiny": "tiny", "lab": "lab", "full": "default"}
 _PACKAGE_DIR = Path(__file__).resolve().parent
 # The workbench notebooks, beside the package in a checkout.
 NOTEBOOK_DIR = _PACKAGE_DIR.parent / "notebooks"

@@ -41,6 +41,10 @@ def test_usage_errors_exit_2_with_one_line(capsys, tmp_path):
                  "--set", "mu=1.5"]) == 2
     assert "TrainConfig.mu must be a number in [0, 1], got 1.5" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing was written
+    with pytest.raises(SystemExit) as exit_:  # demo --seeds is checked before any data is generated
+        main(["demo", "--scale", "tiny", "--seeds", "0,0", "--out", str(tmp_path / "o")])
+    assert exit_.value.code == 2 and "seeds repeats a seed" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
 
 
 def test_runtime_errors_exit_1_with_one_line_and_debug_shows_the_traceback(capsys, tmp_path):

@@ -97,6 +97,10 @@ def test_run_notebooks_skips_what_it_executed_with_the_same_signature(tmp_path, 
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["07_probe.ipynb"]["signature"]["parameters"] == {"scale": "tiny", "value": 5}
     assert "total:" in notebook.format_summary(other)
+    # Optional parameters (reidlab demo --seeds) reach only the notebooks that declare them.
+    optional = notebook.run_notebooks(out, scale="tiny", notebooks=[source], parameters={"value": 5},
+                                      optional={"value": 6, "seeds": "0"}, progress=False, report=lines.append)
+    assert not optional[0].skipped and optional[0].metrics == {"doubled": 12}
 
 
 def test_injected_parameters_are_checked_against_the_declared_ones(tmp_path):

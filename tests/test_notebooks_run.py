@@ -94,9 +94,9 @@ def test_notebook_02_memory_banks(tiny_synthmarket, tiny_run):
         history = m["histories"][method]
         assert len(history) == 2  # the tiny preset's epochs
         assert history[-1]["memory_rows"] == (n if method == "spcl" else history[-1]["n_clusters"])
-    for row in ("untrained LabNet", "source-pretrained start", "supervised (w/ GT)"):
+    for row in ("untrained LabNet", "start model", "supervised (w/ GT)"):
         assert 0 <= m["results"][row]["mAP"] <= 1
-    assert m["results"]["source-pretrained start"]["mAP"] == pytest.approx(m["initial_mAP"])
+    assert m["results"]["start model"]["mAP"] == pytest.approx(m["initial_mAP"])
     for method in methods:  # rows are the mean over the seeds (tests/regression.py runs seeds 0 and 1)
         finals = [m["seed_histories"][method][s][-1]["mAP"] for s in ("0", "1")]
         assert json.dumps(m["histories"][method]) == json.dumps(m["seed_histories"][method]["0"])

@@ -200,7 +200,7 @@ def test_missing_dataset_says_where_to_put_it(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match=f"^MSMT17 not found under {tmp_path}"):  # the source, MSMT17
         reproduce.check_datasets(uda, tmp_path)
     with pytest.raises(FileNotFoundError, match=f"^SynthMarket not found under {tmp_path}: omit --data-root to "
-                                                "generate it in .*synthmarket, or generate it at .* --preset default`$"):
+                                                "generate it in .*synthmarket-lab, or generate it at .* --preset lab`$"):
         reproduce.check_datasets(EXPERIMENTS["cc_update"].plan("lab"), tmp_path)
 
 
@@ -336,7 +336,7 @@ def test_table_puts_paper_numbers_next_to_ours(tmp_path):
     assert [row.split(" | ")[0] for row in rows] == ["| main", "| hhcl_mu", "| cc_update"]
     assert rows[0] == (
         "| main | cluster_contrast-synthmarket | cluster_contrast | SynthMarket (for Market-1501) | lab | "
-        "LabNet (source-pretrained) | 3.7 | 2.3 | Market-1501, GeM pooling | ResNet-50 (ImageNet) | "
+        "LabNet (seed-1 init) | 3.7 | 2.3 | Market-1501, GeM pooling | ResNet-50 (ImageNet) | "
         "84.2 | 93.4 | Cluster Contrast appendix (Dai et al.) Table 1 |"
     )
     assert "| 5.2 | 6.1 | Market-1501, mu=0.25 | ResNet-50 (ImageNet) | 82.7 | 92.9 | HHCL (Hu et al.) Table 2 |" \

@@ -37,5 +37,22 @@ def test_after_the_up_front_build_the_notebooks_calls_hit_the_cache(tiny_synthma
 def test_shared_models_by_name_and_none_at_full_scale(tiny_synthmarket):
     assert [m.name for m in shared_models(tiny_synthmarket, scale="tiny", models=("start",))] == ["start"]
     assert shared_models(tiny_synthmarket, scale="full") == []
+    # At lab scale the start is an initialisation: only the ceiling is trained.
+    assert [m.name for m in shared_models(tiny_synthmarket, scale="lab")] == ["ceiling"]
     with pytest.raises(ValueError, match="models must be names from"):
         shared_models(tiny_synthmarket, scale="tiny", models=("bound",))
+
+
+def test_lab_start_is_the_seeded_initialisation_for_every_run():
+    """At lab scale every run, whatever its training seed and method, starts from the network drawn with
+    LAB_START_SEED; init="random" draws from the run's seed instead."""
+    from reidlab.models import build_model
+    from reidlab.training.start import LAB_START_SEED
+
+    torch.manual_seed(LAB_START_SEED)
+    expected = build_model("labnet", pooling="avg", pretrained=False).state_dict()
+    for method, seed in (("cluster_contrast", 0), ("spcl", 3), ("hhcl", 7)):
+        start = build_start_model(preset(method, scale="lab"), scale="lab", seed=seed, progress=False).state_dict()
+        assert all(torch.equal(start[key], value) for key, value in expected.items())
+    other = build_start_model(preset("cluster_contrast", scale="lab"), scale="lab", seed=0, init="random").state_dict()
+    assert not torch.equal(other["backbone.stem.0.weight"], expected["backbone.stem.0.weight"])

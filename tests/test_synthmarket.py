@@ -293,7 +293,7 @@ def test_existing_root_is_reused_refused_or_overwritten(tiny, tmp_path, monkeypa
 
 
 def test_invalid_arguments_are_explained(tmp_path):
-    with pytest.raises(ValueError, match=r"preset must be one of \['campus', 'default', 'tiny', 'tiny_campus'\], got 'huge'"):
+    with pytest.raises(ValueError, match=r"preset must be one of \['campus', 'default', 'lab', 'lab_campus', 'tiny', 'tiny_campus'\], got 'huge'"):
         sm.generate_synthmarket(tmp_path / "x", preset="huge")
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         sm.generate_synthmarket(tmp_path / "x", seed=-1)
@@ -430,3 +430,19 @@ def test_manifest_of_a_default_dataset_names_no_setting_added_after_format_1(tin
     config = json.loads((tiny / sm.MANIFEST_NAME).read_text())["config"]
     assert not {"domain", "tracklet_length", "scenes_per_camera", "camera_views", "tracklet_motion",
                 "body_width"} & set(config)
+
+
+def test_lab_preset_is_the_calibrated_structure_generated_at_difficulty_zero(tmp_path):
+    """The lab scale's preset: the default's size, walking tracklets in six scenes per camera, free viewpoints,
+    wide people; generated at difficulty 0 unless told otherwise (its campus twin too)."""
+    lab, default = sm.PRESETS["lab"], sm.PRESETS["default"]
+    assert (lab.n_train_ids, lab.n_test_ids, lab.images_per_id, lab.cameras) == \
+        (default.n_train_ids, default.n_test_ids, default.images_per_id, default.cameras)
+    assert (lab.tracklet_length, lab.scenes_per_camera, lab.camera_views, lab.tracklet_motion, lab.body_width) == \
+        ((2, 4), 6, False, 0.3, 2.0)
+    assert sm.domain_preset("lab", "campus") == "lab_campus"
+    assert sm.PRESETS["lab_campus"].domain == sm.CAMPUS and sm.PRESETS["lab_campus"].tracklet_length == (2, 4)
+    assert [sm.preset_difficulty(name) for name in ("lab", "lab_campus", "default", "tiny")] == [0.0, 0.0, 1.0, 1.0]
+    micro = dataclasses.replace(sm.PRESETS["tiny"], n_train_ids=2, n_test_ids=2, n_distractors=0, n_junk=0)
+    root = sm.generate_synthmarket(tmp_path / "custom", config=micro, workers=0, progress=False)
+    assert json.loads((root / sm.MANIFEST_NAME).read_text())["difficulty"] == 1.0  # a config: difficulty 1

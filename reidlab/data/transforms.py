@@ -131,7 +131,8 @@ def build_transforms(
             pipeline): brightness, contrast and saturation factors in ``[1 - s, 1 + s]`` and a hue shift in
             ``[-s / 4, s / 4]`` (``torchvision.transforms.ColorJitter``), against SynthMarket's per-camera
             colour casts. ImageNet pretraining uses colour augmentation (Krizhevsky et al. 2012); the re-ID
-            papers' pipeline does not. No preset sets it: benchmarks/CALIBRATION.md measures it.
+            papers' pipeline does not. The lab presets set 0.4 (benchmarks/CALIBRATION.md measures it), the
+            papers' presets 0.
 
     Returns:
         A ``torchvision.transforms.Compose``.

@@ -296,6 +296,7 @@ def run_notebooks(
     scale: str = "lab",
     notebooks: Iterable[str | Path] | None = None,
     parameters: Mapping[str, Any] | None = None,
+    optional: Mapping[str, Any] | None = None,
     progress: bool = True,
     skip_done: bool = True,
     report: Callable[[str], None] | None = None,
@@ -312,6 +313,7 @@ def run_notebooks(
         scale: ``"tiny"``, ``"lab"`` or ``"full"``, passed to every notebook.
         notebooks: paths, or name prefixes such as ``"00"``; all notebooks when ``None``.
         parameters: extra parameters for every notebook (``data_root``, ``seed``...).
+        optional: parameters for the notebooks that declare them only (``seeds``: the training notebooks).
         progress: show progress bars.
         skip_done: skip notebooks executed before with the same signature.
         report: called with one line before each notebook (what runs, its expected time); default: logging.
@@ -338,7 +340,9 @@ def run_notebooks(
         summary = {}  # an unreadable summary only costs re-running its notebooks
     runs = []
     for number, notebook in enumerate(chosen, start=1):
-        params = {"scale": scale, **dict(parameters or {})}
+        declared = declared_parameters(notebook) if optional else []
+        params = {"scale": scale, **dict(parameters or {}),
+                  **{key: value for key, value in (optional or {}).items() if key in declared}}
         output = out_dir / notebook.name
         wanted = signature(notebook, params)
         before = summary.get(notebook.name, {})

@@ -22,6 +22,7 @@ from reidlab.reproduce.paper_results import (
     PaperResult,
     find_paper_result,
 )
+from reidlab.training.start import LAB_START_SEED
 
 logger = logging.getLogger(__name__)
 
@@ -708,7 +709,8 @@ class _Row:
     def backbone(self) -> str:
         m = self.metrics
         name = BACKBONE_NAMES.get(m["backbone"], m["backbone"]) + ("-IBN-a" if m.get("ibn") else "")
-        return f"{name} (ImageNet)" if m["scale"] == "full" else f"{name} (source-pretrained)"
+        start = {"full": "ImageNet", "lab": f"seed-{LAB_START_SEED} init"}.get(m["scale"], "source-pretrained")
+        return f"{name} ({start})"
 
     def cells(self) -> list[str]:
         m, p = self.metrics, self.paper

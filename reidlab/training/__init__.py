@@ -8,9 +8,10 @@
   ones (SCWM, PPLR), domain adaptation from a labelled source (SpCL, SpCL + Cluster Contrast) and the
   camera-aware proxies (CAP, CAP + Cluster Contrast).
 * :mod:`reidlab.training.step`: the one optimisation step every trainer uses.
-* :mod:`reidlab.training.start`: the start model of a run; :mod:`reidlab.training.supervised`: the
-  supervised upper bound and the source-pretrained LabNet; :mod:`reidlab.training.shared`: the two of them
-  that several notebooks share, built once (:func:`build_shared_models`).
+* :mod:`reidlab.training.start`: the start model of a run (at lab scale LabNet's seeded initialisation);
+  :mod:`reidlab.training.supervised`: the supervised upper bound and the source-pretrained LabNet (the tiny
+  scale's start); :mod:`reidlab.training.shared`: those of them that several notebooks share, built once
+  (:func:`build_shared_models`).
 * :mod:`reidlab.training.losses`: SCWM's and PPLR's identity losses; :mod:`reidlab.training.distributed`:
   several processes with ``torchrun``.
 """

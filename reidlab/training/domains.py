@@ -66,9 +66,10 @@ class SourceSynthMarket:
     Attributes:
         seed: its generation seed.
         preset: its SynthMarket preset; None: the preset of the target SynthMarket (``tiny`` at tiny scale,
-            ``default`` at lab scale), so that source and target have the same size.
+            ``lab`` at lab scale), so that source and target have the same size and structure.
         domain: its domain (:func:`reidlab.data.synthmarket.domain_preset`: ``"campus"`` turns ``tiny`` into
-            ``tiny_campus`` and ``default`` into ``campus``); None: the preset's own domain.
+            ``tiny_campus``, ``lab`` into ``lab_campus`` and ``default`` into ``campus``); None: the preset's own
+            domain.
     """
 
     seed: int = 2
@@ -89,8 +90,8 @@ class SourceSynthMarket:
 # real dataset (MSMT17 -> Market-1501 in the papers). reidlab's choice: SynthMarket's second domain, "campus"
 # (reidlab.data.synthmarket.CAMPUS: eight cameras in other places and light, coarser sensors, winter
 # clothes), as real datasets differ from each other, at the target's size. Seed 0 is the target; seed 1
-# pretrains the lab start model (reidlab's stand-in for ImageNet, source_pretrained_model), so the source is
-# seed 2: as MSMT17 is not ImageNet, the labelled source is not the set the start model was pretrained on.
+# pretrains the tiny start model (source_pretrained_model), so the source is seed 2: as MSMT17 is not ImageNet,
+# the labelled source is not the set a start model was pretrained on.
 LAB_SOURCE = SourceSynthMarket(seed=2, domain="campus")
 
 # The source loader's seeds are a stream of their own, apart from the target loader's (loader_seed).

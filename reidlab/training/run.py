@@ -91,7 +91,7 @@ def train_run(
     data_root: str | Path | None = None,
     seed: int = 0,
     overrides: dict[str, Any] | None = None,
-    init: str = "pretrained",
+    init: str = "start",
     resume: bool = False,
     progress: bool = True,
 ) -> Trainer:

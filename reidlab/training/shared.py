@@ -1,10 +1,10 @@
 """The models several notebooks share, built once and cached: the start model and the supervised ceiling.
 
 Every run of notebooks 01-06 starts from the scale's start model (:func:`reidlab.training.build_start_model`:
-at ``tiny`` and ``lab`` scale LabNet pretrained with labels on a source SynthMarket,
-:func:`reidlab.training.supervised.source_pretrained_model`), and notebooks 00, 02 and 06 measure the
-methods against the supervised ceiling (:func:`supervised_ceiling`). Each takes minutes to train at lab
-scale and is cached under ``data/pretrained/``. ``reidlab demo`` calls :func:`build_shared_models` before the
+at ``lab`` scale LabNet's seeded initialisation, nothing to train; at ``tiny`` scale LabNet pretrained with labels
+on a source SynthMarket, :func:`reidlab.training.supervised.source_pretrained_model`), and notebooks 00, 02 and
+06 measure the methods against the supervised ceiling (:func:`supervised_ceiling`). What has to be trained
+(the ceiling, and the tiny start) is cached under ``data/pretrained/``; the lab ceiling takes about a minute. ``reidlab demo`` calls :func:`build_shared_models` before the
 first notebook, with its own progress line and a time estimate; the notebooks call the same function (and
 the same :func:`supervised_ceiling`), so they find the same cache files and say so, instead of training in
 silence inside a cell.
@@ -39,7 +39,8 @@ __all__ = ["SHARED_MODELS", "SharedModel", "build_shared_models", "shared_models
 
 logger = logging.getLogger(__name__)
 
-# "start": the source-pretrained start model of every run; "ceiling": the supervised ceiling ("w/ GT").
+# "start": the start model of every run, trained only at tiny scale (source-pretrained); "ceiling": the
+# supervised ceiling ("w/ GT").
 SHARED_MODELS = ("start", "ceiling")
 # The ceiling's seed: fixed, so that every notebook (whatever its own seed) compares with the same model.
 CEILING_SEED = 0
@@ -98,9 +99,12 @@ def supervised_ceiling(
 
 
 def shared_models(dataset: ReIDDataset, *, scale: str, models: Sequence[str] = SHARED_MODELS) -> list[SharedModel]:
-    """The shared models of ``models`` at ``scale`` for ``dataset``, cached or not (nothing is trained).
+    """The shared models of ``models`` at ``scale`` for ``dataset`` that need training, cached or not (nothing is
+    trained here).
 
     At ``full`` scale there is none: runs start from ImageNet weights and only notebook 00 trains the ceiling.
+    At ``lab`` scale the start is an initialisation (:data:`reidlab.training.start.LAB_START_SEED`), so only the
+    ceiling is listed.
 
     Raises:
         ValueError: an unknown name in ``models``.
@@ -112,7 +116,7 @@ def shared_models(dataset: ReIDDataset, *, scale: str, models: Sequence[str] = S
         return []
     backbone, config = _backbone(scale), supervised_config(scale)
     found = []
-    if "start" in models:
+    if "start" in models and scale == "tiny":
         source = source_dataset_root(scale)
         found.append(SharedModel(
             "start", f"the start model: {backbone} pretrained with labels on a source SynthMarket ({source.name})",
@@ -157,7 +161,7 @@ def build_shared_models(
     missing = [model for model in wanted if not model.cached]
     if not missing:
         where = ", ".join(f"{model.name} {model.path}" for model in wanted)
-        report(f"shared models: {'cached (' + where + ')' if wanted else 'none at full scale'}")
+        report(f"shared models: {'cached (' + where + ')' if wanted else f'none to train at {scale} scale'}")
         return wanted
     step = seconds_per_iteration(missing[0].backbone, missing[0].config, device=device)
     iterations = sum(model.iterations for model in missing)

@@ -4,37 +4,58 @@ from __future__ import annotations
 
 import torch
 
+from reidlab.config import check_scale
 from reidlab.models import build_model, ibn_backbone
 from reidlab.training.config import TrainConfig
 from reidlab.training.methods import get_method
 from reidlab.training.supervised import source_pretrained_model
 
-__all__ = ["INITS", "build_start_model"]
+__all__ = ["INITS", "LAB_START_SEED", "build_start_model", "describe_start"]
 
-INITS = ("pretrained", "random")
+INITS = ("start", "random")
+# The seed of the lab scale's start: the network's initialisation drawn with it, the same for every run, method
+# and training seed (benchmarks/CALIBRATION.md measured the lab with it: 11.4% mAP, 14% of the ceiling).
+LAB_START_SEED = 1
 
 
-def build_start_model(config: TrainConfig, *, scale: str, seed: int = 0, init: str = "pretrained",
+def describe_start(backbone: str, scale: str) -> str:
+    """One line for a person: what a run of ``backbone`` starts from at ``scale`` (:func:`build_start_model`)."""
+    if check_scale(scale) == "full":
+        return f"{backbone} with ImageNet weights"
+    if scale == "lab":
+        return f"{backbone}'s random initialisation (seed {LAB_START_SEED}), the same for every run"
+    return f"{backbone} pretrained with labels on a source SynthMarket (another seed)"
+
+
+def build_start_model(config: TrainConfig, *, scale: str, seed: int = 0, init: str = "start",
                       device: str | torch.device | None = None, progress: bool = True) -> torch.nn.Module:
     """The model a run of ``config`` starts from (README, "Where training starts").
 
-    At ``full`` scale: ``config.backbone`` with ImageNet weights when they are in the local torch cache
-    (:func:`reidlab.models.build_model`), as every method of the family starts. At ``lab`` and ``tiny``
-    scale: LabNet pretrained with labels on a different SynthMarket
-    (:func:`reidlab.training.supervised.source_pretrained_model`), reidlab's stand-in for ImageNet weights.
-    With ``config.ibn`` the backbone is its IBN-a variant (IBN-Net's ImageNet weights when cached; at lab
-    scale LabNet-IBN, pretrained on the same source). The method's stage then makes the model it trains from
-    it: the part-based methods add a part head and part necks initialised from ``seed`` (the same whether or
-    not the start model was already cached), the domain-adaptation methods give every BatchNorm a source
-    and a target copy.
-    ``init="random"`` starts every weight from random values instead (tests and smoke runs).
+    ``init="start"``, the scale's start model:
+
+    * ``full``: ``config.backbone`` with ImageNet weights when they are in the local torch cache
+      (:func:`reidlab.models.build_model`), as every method of the family starts;
+    * ``lab``: the backbone's random initialisation drawn with :data:`LAB_START_SEED`. The lab is calibrated so
+      that this start sits where an ImageNet start leaves a method on a real dataset, far below the supervised
+      ceiling, with first clusters that training can grow (benchmarks/CALIBRATION.md: LabNet pretrained on other
+      SynthMarkets was either too strong to leave room, or transferred so poorly that nothing bootstrapped);
+    * ``tiny``: LabNet pretrained briefly with labels on a different SynthMarket
+      (:func:`reidlab.training.supervised.source_pretrained_model`), so that the tests' few iterations begin
+      from features that cluster.
+
+    ``init="random"``: every weight drawn from ``seed`` instead (tests and smoke runs).
+
+    With ``config.ibn`` the backbone is its IBN-a variant (IBN-Net's ImageNet weights when cached; LabNet-IBN
+    at lab and tiny scale, from the same start). The method's stage then makes the model it trains from it: the
+    part-based methods add a part head and part necks initialised from ``seed`` (the same whatever the start),
+    the domain-adaptation methods give every BatchNorm a source and a target copy.
     """
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     backbone = ibn_backbone(config.backbone) if config.ibn else config.backbone  # IBN-a: HHCL Table 3
-    if init == "random":
+    if init == "random" or check_scale(scale) == "lab":
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.manual_seed(seed if init == "random" else LAB_START_SEED)
             model = build_model(backbone, pooling=config.pooling, pretrained=False)
     elif scale == "full":
         model = build_model(backbone, pooling=config.pooling, pretrained=True)

@@ -74,6 +74,7 @@ from reidlab.data.synthmarket.config import (
     LOWER,
     MANIFEST_NAME,
     PART_NAMES,
+    PRESET_DIFFICULTY,
     PRESETS,
     SHOES,
     SPLIT_DIRS,
@@ -81,6 +82,7 @@ from reidlab.data.synthmarket.config import (
     SynthDomain,
     SynthMarketConfig,
     domain_preset,
+    preset_difficulty,
 )
 from reidlab.data.synthmarket.plan import plan_samples
 from reidlab.data.synthmarket.render import SampleSpec, render_sample
@@ -96,6 +98,7 @@ __all__ = [
     "LOWER",
     "MANIFEST_NAME",
     "PART_NAMES",
+    "PRESET_DIFFICULTY",
     "PRESETS",
     "SHOES",
     "SPLIT_DIRS",
@@ -109,6 +112,7 @@ __all__ = [
     "domain_preset",
     "generate_synthmarket",
     "plan_samples",
+    "preset_difficulty",
     "render_sample",
     "sample_appearance",
     "sample_cameras",

@@ -180,18 +180,33 @@ PRESETS: dict[str, SynthMarketConfig] = {
         n_train_ids=14, n_test_ids=12, images_per_id=(6, 10), cameras_per_id=(2, 4),
         n_distractors=20, n_junk=12,
     ),
-    # The lab scale: 300 identities, ~6,700 images (Market-1501 has 1,501 identities, 32,668 images).
+    # 300 identities, ~6,700 images (Market-1501 has 1,501 identities, 32,668 images), each image drawn on its own.
     "default": SynthMarketConfig(),
 }
+# The lab scale's dataset, calibrated so that unsupervised training visibly works in minutes (benchmarks/
+# CALIBRATION.md, fourth round): the default's size, cut from video as real datasets are (tracklets of 2-4
+# frames in which the person walks 0.3 crop widths a frame), six backgrounds per camera and viewpoints
+# independent of the camera (so that neither names the camera), people drawn twice as wide (filling the crop as
+# Market-1501's detections do), generated at difficulty 0 (PRESET_DIFFICULTY).
+PRESETS["lab"] = replace(PRESETS["default"], tracklet_length=(2, 4), scenes_per_camera=6, camera_views=False,
+                         tracklet_motion=0.3, body_width=2.0)
 # The second domain at each size (notebook 06, the lab source of domain adaptation): the same numbers of
 # identities and images as its size's preset, eight cameras and the campus domain.
 PRESETS["campus"] = replace(PRESETS["default"], cameras=8, cameras_per_id=(2, 8), domain=CAMPUS)
+PRESETS["lab_campus"] = replace(PRESETS["lab"], cameras=8, cameras_per_id=(2, 8), domain=CAMPUS)
 PRESETS["tiny_campus"] = replace(PRESETS["tiny"], cameras=8, domain=CAMPUS)
+# The difficulty a preset is generated at when none is given (1 for every preset not named here).
+PRESET_DIFFICULTY: dict[str, float] = {"lab": 0.0, "lab_campus": 0.0}
+
+
+def preset_difficulty(preset: str) -> float:
+    """The difficulty ``preset`` is generated at by default: 0 for the lab presets, 1 otherwise."""
+    return PRESET_DIFFICULTY.get(preset, 1.0)
 
 
 def domain_preset(size: str, domain: str | None) -> str:
     """The preset of the ``domain`` variant (``None`` or ``"campus"``) of the size preset ``size``
-    (``tiny`` or ``default``): ``domain_preset("default", "campus") == "campus"``."""
+    (``tiny``, ``default`` or ``lab``): ``domain_preset("default", "campus") == "campus"``."""
     if domain is None:
         return size
     name = domain if size == "default" else f"{size}_{domain}"

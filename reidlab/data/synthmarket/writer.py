@@ -26,6 +26,7 @@ from reidlab.data.synthmarket.config import (
     SPLIT_DIRS,
     SynthDomain,
     SynthMarketConfig,
+    preset_difficulty,
 )
 from reidlab.data.synthmarket.plan import _counts, plan_samples
 from reidlab.data.synthmarket.render import SampleSpec, render_sample
@@ -120,7 +121,7 @@ def generate_synthmarket(
     *,
     preset: str = "default",
     seed: int = 0,
-    difficulty: float = 1.0,
+    difficulty: float | None = None,
     config: SynthMarketConfig | None = None,
     workers: int | None = None,
     overwrite: bool = False,
@@ -140,10 +141,11 @@ def generate_synthmarket(
 
     Args:
         root: Folder of the dataset, e.g. ``data/SynthMarket``.
-        preset: Name of a config in :data:`PRESETS` (``tiny``, ``default``, or their ``campus`` domain:
-            ``tiny_campus``, ``campus``); ignored if ``config``.
+        preset: Name of a config in :data:`PRESETS` (``tiny``, ``default``, ``lab``, or their ``campus``
+            domain: ``tiny_campus``, ``campus``, ``lab_campus``); ignored if ``config``.
         seed: Non-negative seed; the same seed, preset and difficulty give byte-identical files.
-        difficulty: 0 = easy (no casts, noise, occlusion or twins), 1 = default, larger = harder.
+        difficulty: 0 = easy (no casts, noise, occlusion or twins), 1 = default, larger = harder; None: the
+            preset's (:func:`preset_difficulty`: 0 for ``lab`` and ``lab_campus``, 1 otherwise and for a ``config``).
         config: A custom :class:`SynthMarketConfig` instead of a preset (recorded as preset ``custom``).
         workers: Processes rendering in parallel; None = ``min(2, os.cpu_count())``, 0 or 1 = inline.
         overwrite: Replace an existing different dataset at ``root``.
@@ -166,7 +168,7 @@ def generate_synthmarket(
         raise TypeError(f"config must be a SynthMarketConfig or None, got {type(config).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    difficulty = float(difficulty)
+    difficulty = float(preset_difficulty(preset_name) if difficulty is None else difficulty)
     if not math.isfinite(difficulty) or difficulty < 0:
         raise ValueError(f"difficulty must be a finite number >= 0, got {difficulty}")
     workers = min(2, os.cpu_count() or 1) if workers is None else int(workers)
