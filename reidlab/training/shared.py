@@ -4,10 +4,10 @@ Every run of notebooks 01-06 starts from the scale's start model (:func:`reidlab
 at ``lab`` scale LabNet's seeded initialisation, nothing to train; at ``tiny`` scale LabNet pretrained with labels
 on a source SynthMarket, :func:`reidlab.training.supervised.source_pretrained_model`), and notebooks 00, 02 and
 06 measure the methods against the supervised ceiling (:func:`supervised_ceiling`). What has to be trained
-(the ceiling, and the tiny start) is cached under ``data/pretrained/``; the lab ceiling takes about a minute. ``reidlab demo`` calls :func:`build_shared_models` before the
-first notebook, with its own progress line and a time estimate; the notebooks call the same function (and
-the same :func:`supervised_ceiling`), so they find the same cache files and say so, instead of training in
-silence inside a cell.
+(the ceiling, and the tiny start) is cached under ``data/pretrained/``; the lab ceiling takes a few minutes.
+``reidlab demo`` calls :func:`build_shared_models` before the first notebook, with its own progress line and a
+time estimate; the notebooks call the same function (and the same :func:`supervised_ceiling`), so they find the
+same cache files and say so, instead of training in silence inside a cell.
 """
 
 from __future__ import annotations
