@@ -10,21 +10,12 @@ from reidlab.training.config import TrainConfig
 from reidlab.training.methods import get_method
 from reidlab.training.supervised import source_pretrained_model
 
-__all__ = ["INITS", "LAB_START_SEED", "build_start_model", "describe_start"]
+__all__ = ["INITS", "LAB_START_SEED", "build_start_model"]
 
 INITS = ("start", "random")
 # The seed of the lab scale's start: the network's initialisation drawn with it, the same for every run, method
 # and training seed (benchmarks/CALIBRATION.md measured the lab with it: 11.4% mAP, 14% of the ceiling).
 LAB_START_SEED = 1
-
-
-def describe_start(backbone: str, scale: str) -> str:
-    """One line for a person: what a run of ``backbone`` starts from at ``scale`` (:func:`build_start_model`)."""
-    if check_scale(scale) == "full":
-        return f"{backbone} with ImageNet weights"
-    if scale == "lab":
-        return f"{backbone}'s random initialisation (seed {LAB_START_SEED}), the same for every run"
-    return f"{backbone} pretrained with labels on a source SynthMarket (another seed)"
 
 
 def build_start_model(config: TrainConfig, *, scale: str, seed: int = 0, init: str = "start",
