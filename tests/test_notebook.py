@@ -103,6 +103,26 @@ def test_run_notebooks_skips_what_it_executed_with_the_same_signature(tmp_path, 
     assert not optional[0].skipped and optional[0].metrics == {"doubled": 12}
 
 
+def test_run_notebooks_keeps_what_another_run_wrote_into_the_same_folder(tmp_path, monkeypatch):
+    source, out = probe_notebook(tmp_path / "src"), tmp_path / "out"
+    out.mkdir()
+    (out / "metrics.json").write_text(json.dumps({"00_old.ipynb": {"seconds": 1.0}}))
+
+    def other_demo_finishes_meanwhile(notebook_path, output, params, progress=True):
+        # A second `reidlab demo` with the same out folder writes its notebook's entry while this one runs.
+        summary = json.loads((out / "metrics.json").read_text())
+        (out / "metrics.json").write_text(json.dumps({**summary, "03_other.ipynb": {"seconds": 2.0}}))
+        output.write_text("{}")
+        return notebook.NotebookRun(notebook_path, output, 3.0, {"doubled": 4})
+
+    monkeypatch.setattr(notebook, "run_notebook", other_demo_finishes_meanwhile)
+    notebook.run_notebooks(out, scale="tiny", notebooks=[source], progress=False, report=lambda line: None)
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["00_old.ipynb"] == {"seconds": 1.0} and summary["03_other.ipynb"] == {"seconds": 2.0}
+    assert summary["07_probe.ipynb"]["doubled"] == 4 and summary["07_probe.ipynb"]["seconds"] == 3.0
+    assert sorted(p.name for p in out.iterdir()) == ["07_probe.ipynb", "metrics.json"]  # no temporary file left
+
+
 def test_injected_parameters_are_checked_against_the_declared_ones(tmp_path):
     source = probe_notebook(tmp_path)
     with pytest.raises(ValueError, match="07_probe.ipynb has no parameter 'valeu'; its parameters: scale, value"):

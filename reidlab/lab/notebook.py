@@ -304,7 +304,8 @@ def run_notebooks(
     """Execute notebooks (all of them by default) at ``scale`` into ``out_dir``.
 
     ``out_dir/metrics.json`` keeps, per notebook, its metrics, its time and the :func:`signature` of its
-    execution; it is rewritten after every notebook, so an interrupted call keeps what it finished. With
+    execution; it is rewritten after every notebook, so an interrupted call keeps what it finished (and a call
+    running beside it with the same ``out_dir`` keeps its entries too). With
     ``skip_done``, a notebook whose executed copy exists with the same signature is not run again: the
     same command after an interruption continues where it stopped.
 
@@ -334,10 +335,7 @@ def run_notebooks(
             chosen.extend(matches)
     out_dir = Path(out_dir)
     summary_path = out_dir / "metrics.json"
-    try:
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    except ValueError:
-        summary = {}  # an unreadable summary only costs re-running its notebooks
+    summary = _read_summary(summary_path)
     runs = []
     for number, notebook in enumerate(chosen, start=1):
         declared = declared_parameters(notebook) if optional else []
@@ -355,9 +353,32 @@ def run_notebooks(
         report(f"{name}: running at {scale} scale{expected}")
         run = run_notebook(notebook, output, params, progress=progress)
         runs.append(run)
-        summary[notebook.name] = {"seconds": round(run.seconds, 1), "signature": wanted, **run.metrics}
-        summary_path.write_text(json.dumps(summary, indent=2))
+        summary = _record_run(summary_path, notebook.name,
+                              {"seconds": round(run.seconds, 1), "signature": wanted, **run.metrics})
     return runs
+
+
+def _read_summary(path: Path) -> dict:
+    """``metrics.json`` as it is on disk now; empty when missing or unreadable (that only costs re-running)."""
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        return {}
+
+
+def _record_run(path: Path, name: str, entry: dict) -> dict:
+    """Put one notebook's ``entry`` into ``metrics.json`` and return the summary written.
+
+    The file is read again just before writing, so the entries another ``reidlab demo`` wrote into the same folder
+    in the meantime are kept (two notebooks executed side by side), and it is replaced whole (a temporary file
+    renamed over it), so a reader never sees half of it.
+    """
+    summary = _read_summary(path)
+    summary[name] = entry
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(summary, indent=2))
+    os.replace(temporary, path)
+    return summary
 
 
 def format_summary(runs: Iterable[NotebookRun], *, max_metrics: int = 8) -> str:
