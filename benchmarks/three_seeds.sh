@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The lab notebooks whose comparisons are claims (02, 03, 05), each with its default three training seeds, into
 # runs/lab3/ (README, "Lab-scale results", the three-seed figures). Two notebooks run at a time, each on one thread:
-# two kernels with two threads each on two cores slow every run about tenfold. About an hour on 2 cores.
+# two kernels with two threads each on two cores slow every run about tenfold. About 50 minutes on 2 cores
+# (measured: 02 and 03 side by side 30 minutes, then 05 13 minutes beside a one-thread job).
 #
 # A run on one thread sums in another order than a run on two, so a seed's numbers here can differ from
 # `make demo`'s by a point or so; the spread over the seeds is what the notebooks compare against.
