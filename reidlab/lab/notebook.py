@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from reidlab.config import NOTEBOOK_DIR, check_scale
-from reidlab.utils import format_duration
+from reidlab.utils import format_duration, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -370,14 +370,12 @@ def _record_run(path: Path, name: str, entry: dict) -> dict:
     """Put one notebook's ``entry`` into ``metrics.json`` and return the summary written.
 
     The file is read again just before writing, so the entries another ``reidlab demo`` wrote into the same folder
-    in the meantime are kept (two notebooks executed side by side), and it is replaced whole (a temporary file
-    renamed over it), so a reader never sees half of it.
+    in the meantime are kept (two notebooks executed side by side), and it is replaced whole
+    (:func:`reidlab.utils.write_atomically`), so a reader never sees half of it.
     """
     summary = _read_summary(path)
     summary[name] = entry
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(summary, indent=2))
-    os.replace(temporary, path)
+    write_atomically(path, lambda partial: partial.write_text(json.dumps(summary, indent=2)))
     return summary
 
 
