@@ -169,6 +169,7 @@ def evaluate_model(
     batch_size: int = 128,
     num_workers: int = 0,
     device: str | torch.device | None = None,
+    cache: bool | dict = False,
     progress: bool = True,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Embed ``dataset.query`` and ``dataset.gallery`` with ``model`` and evaluate (docs/methods.md, sections 5-6).
@@ -181,6 +182,8 @@ def evaluate_model(
         batch_size: images per forward pass.
         num_workers: DataLoader worker processes.
         device: where to run; ``None`` picks CUDA when available.
+        cache: keep the query and gallery images in memory between calls: a dict kept by the caller (a
+            training run passes its store, see :class:`reidlab.data.ImageDataset`).
         progress: show progress bars.
 
     Returns:
@@ -189,7 +192,7 @@ def evaluate_model(
     from reidlab.models.features import extract_features
 
     kwargs = dict(height=height, width=width, batch_size=batch_size, num_workers=num_workers, device=device,
-                  progress=progress)
+                  cache=cache, progress=progress)
     distmat = pairwise_distance(extract_features(model, dataset.query, **kwargs),
                                 extract_features(model, dataset.gallery, **kwargs))
     ids = {name: np.array([[r.pid, r.camid] for r in getattr(dataset, name)]) for name in ("query", "gallery")}

@@ -242,3 +242,8 @@ def test_evaluate_model_equals_the_manual_pipeline(tiny_synthmarket):
     cmc, mAP = evaluate_rank(expected, np.array([r.pid for r in q]), np.array([r.pid for r in g]),
                              np.array([r.camid for r in q]), np.array([r.camid for r in g]))
     assert metrics["mAP"] == pytest.approx(mAP) and metrics["rank1"] == pytest.approx(cmc[0])
+    store = {}
+    for _ in range(2):  # the first call fills the store, the second reads from it: the same distances both times
+        _, cached = evaluate_model(model, tiny_synthmarket, height=128, width=64, cache=store, progress=False)
+        np.testing.assert_array_equal(cached, distmat)
+    assert len(store) == len({r.path for r in (*q, *g)})  # query and gallery images side by side, each once

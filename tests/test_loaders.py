@@ -92,6 +92,30 @@ def test_a_shared_cache_decodes_each_image_once(records, monkeypatch):
     assert len(reads) == len(records) and len(shared) == len(records)
 
 
+def test_a_cached_train_loader_gives_exactly_the_uncached_batches(records):
+    def run(cache):
+        torch.manual_seed(0)  # the augmentations draw from torch's global generator (num_workers=0)
+        return list(build_train_loader(records, None, height=32, width=16, batch_size=8, num_instances=4, iters=6,
+                                       seed=5, colour_jitter=0.4, erasing_p=0.5, cache=cache))
+
+    store, uncached = {}, run(False)
+    for cached in (run(store), run(store)):  # the first pass fills the store, the second reads from it
+        for (a, la, _, ia), (b, lb, _, ib) in zip(cached, uncached, strict=True):
+            assert torch.equal(a, b) and torch.equal(la, lb) and torch.equal(ia, ib)
+    assert {image.size for image in store.values()} == {(16, 32)}  # kept resized (PIL sizes are width x height)
+
+
+def test_a_store_shared_by_other_records_and_sizes_keeps_them_apart(records):
+    query, gallery = records[:12], records[12:]  # two record lists: index 0 is another image in each
+    store = {}
+    for part in (query, gallery):
+        for height in (32, 16):
+            cached = next(iter(build_test_loader(part, height=height, width=height // 2, batch_size=12, cache=store)))
+            plain = next(iter(build_test_loader(part, height=height, width=height // 2, batch_size=12)))
+            assert torch.equal(cached[0], plain[0])
+    assert len(store) == 2 * len(records)  # one entry per image and input size
+
+
 def test_iter_loader_yields_exactly_length_batches_across_restarts():
     class CountingLoader:
         def __init__(self):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
 from reidlab.data.transforms import (
@@ -13,6 +14,7 @@ from reidlab.data.transforms import (
     IMAGENET_STD,
     RandomErasing,
     build_transforms,
+    split_deterministic,
 )
 
 
@@ -165,3 +167,28 @@ def test_colour_jitter_changes_colours_only_when_asked():
     # one colour per image (a global photometric change), but not the same colour in every draw
     assert torch.allclose(outputs.amax(dim=(2, 3)), outputs.amin(dim=(2, 3)), atol=1e-5)
     assert outputs[:, :, 0, 0].std(dim=0).min() > 0.05
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_split_deterministic_keeps_the_resize_apart_and_composes_back(train):
+    transform = build_transforms(32, 16, train=train, colour_jitter=0.4)
+    prepare, rest = split_deterministic(transform)
+    assert [type(step) for step in prepare.transforms] == [T.Resize]
+    assert prepare.transforms + rest.transforms == transform.transforms
+    image = _image()
+    torch.manual_seed(0)
+    whole = transform(image)
+    torch.manual_seed(0)
+    assert torch.equal(rest(prepare(image)), whole)
+
+
+def test_split_deterministic_leaves_what_it_cannot_split():
+    def plain(image):
+        return image
+
+    assert split_deterministic(plain) == (None, plain)
+    assert split_deterministic(None) == (None, None)
+    random_first = T.Compose([T.RandomHorizontalFlip(), T.Resize((4, 2))])
+    assert split_deterministic(random_first) == (None, random_first)
+    prepare, rest = split_deterministic(T.Compose([T.Resize((4, 2))]))
+    assert len(prepare.transforms) == 1 and rest is None

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from reidlab.data.datasets import Record
 from reidlab.data.sampler import PKSampler
-from reidlab.data.transforms import build_transforms
+from reidlab.data.transforms import build_transforms, split_deterministic
 
 __all__ = ["ImageDataset", "IterLoader", "build_test_loader", "build_train_loader", "check_images", "read_image"]
 
@@ -65,12 +65,15 @@ class ImageDataset(Dataset):
         records: Dataset records ``(path, pid, camid, ...)``.
         transform: Applied to the RGB PIL image; None returns the PIL image itself.
         labels: Label per record ``(N,)``, e.g. pseudo-labels (-1 for outliers); None uses ``record.pid``.
-        cache: Keep every decoded image in memory after its first read (fast repeated epochs on
-            small datasets): ``True`` for a cache of this dataset's own, or a dict (index -> image)
-            to share one cache between datasets over the same records, e.g. the training loader of
-            every epoch and the feature extraction (``reidlab.training.Trainer`` does). Each DataLoader
-            worker holds its own copy, which lives as long as the worker: the loader builders keep
-            workers alive between epochs when ``cache`` is set.
+        cache: Keep every image in memory after its first read (fast repeated epochs on small datasets), as
+            the output of the transform's leading steps that draw no random number (the resize,
+            :func:`reidlab.data.transforms.split_deterministic`): a repeated read neither decodes nor resizes,
+            and gives exactly the sample an uncached read gives. ``True`` for a store of this dataset's own,
+            or a dict to share one store between datasets, e.g. the training loader of every epoch, the
+            feature extraction and the evaluation (``reidlab.training.Trainer`` does). Entries are keyed by
+            the image's path and those leading steps, so datasets over other records or with another input
+            size can share a store without mixing. Each DataLoader worker holds its own copy, which lives as
+            long as the worker: the loader builders keep workers alive between epochs when ``cache`` is set.
     """
 
     def __init__(
@@ -79,7 +82,7 @@ class ImageDataset(Dataset):
         transform: Callable[[Image.Image], Any] | None = None,
         *,
         labels: npt.ArrayLike | None = None,
-        cache: bool | dict[int, Image.Image] = False,
+        cache: bool | dict = False,
     ) -> None:
         self.records = list(records)
         self.transform = transform
@@ -92,22 +95,29 @@ class ImageDataset(Dataset):
                     f"labels must have shape ({len(self.records)},) like records, got {self.labels.shape}"
                 )
         self.cache = cache is not False
-        self._images: dict[int, Image.Image] = cache if isinstance(cache, dict) else {}
+        self._images: dict[tuple[str, str], Any] = cache if isinstance(cache, dict) else {}
+        # With a store, the steps that can be kept run once, before storing; the rest on every read.
+        self._prepare, self._rest = split_deterministic(transform) if self.cache else (None, transform)
+        self._prepared_by = repr(self._prepare)
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def _image(self, index: int) -> Image.Image:
+    def _image(self, index: int) -> Any:
+        """The image of ``index``, decoded and, with a store, through the steps that can be kept."""
+        path = self.records[index].path
         if not self.cache:
-            return read_image(self.records[index].path)
-        if index not in self._images:
-            self._images[index] = read_image(self.records[index].path)
-        return self._images[index]
+            return read_image(path)
+        key = (os.fspath(path), self._prepared_by)
+        if key not in self._images:
+            image = read_image(path)
+            self._images[key] = image if self._prepare is None else self._prepare(image)
+        return self._images[key]
 
     def __getitem__(self, index: int) -> tuple[Any, int, int, int]:
         image = self._image(index)
-        if self.transform is not None:
-            image = self.transform(image)
+        if self._rest is not None:
+            image = self._rest(image)
         return image, int(self.labels[index]), self.records[index].camid, index
 
 
@@ -160,7 +170,7 @@ def build_train_loader(
     iters: int = 200,
     num_workers: int = 0,
     seed: int | None = None,
-    cache: bool | dict[int, Image.Image] = False,
+    cache: bool | dict = False,
     erasing_p: float = 0.5,
     flip_p: float = 0.5,
     padding: int = 10,
@@ -227,7 +237,7 @@ def build_test_loader(
     width: int,
     batch_size: int = 256,
     num_workers: int = 0,
-    cache: bool | dict[int, Image.Image] = False,
+    cache: bool | dict = False,
     pin_memory: bool = False,
 ) -> DataLoader:
     """Batches of ``records`` in order with the test transform (feature extraction, evaluation).

@@ -9,13 +9,14 @@ pipeline of the SpCL and Cluster Contrast training scripts (``get_train_loader``
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RandomErasing", "build_transforms"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RandomErasing", "build_transforms", "split_deterministic"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -151,3 +152,27 @@ def build_transforms(
         *to_normalised_tensor,
         RandomErasing(p=erasing_p),
     ])
+
+
+# Steps that take a PIL image to a PIL image and draw no random number: their output can be kept and reused.
+# ToTensor and Normalize are deterministic too, but their float tensors take four times the memory of the image.
+_REUSABLE_STEPS = (T.Resize,)
+
+
+def split_deterministic(transform: Callable[[Any], Any] | None) -> tuple[T.Compose | None, Callable[[Any], Any] | None]:
+    """``transform`` as ``(prepare, rest)``: its leading steps that always give the same output for the same image
+    (the resize of :func:`build_transforms`), and the steps after them, so that ``rest(prepare(image))`` is
+    ``transform(image)`` and ``prepare(image)`` can be computed once and kept (:class:`reidlab.data.ImageDataset`).
+
+    Only a ``torchvision.transforms.Compose`` is split; ``prepare`` is None when nothing leads it that can be kept,
+    ``rest`` None when every step can.
+    """
+    if not isinstance(transform, T.Compose):
+        return None, transform
+    steps = transform.transforms
+    n = 0
+    while n < len(steps) and type(steps[n]) in _REUSABLE_STEPS:
+        n += 1
+    if n == 0:
+        return None, transform
+    return T.Compose(steps[:n]), T.Compose(steps[n:]) if n < len(steps) else None

@@ -69,7 +69,7 @@ class TrainConfig:
     # preset; 0.4 at lab scale, measured in benchmarks/CALIBRATION.md).
     colour_jitter: float = 0.0
     num_workers: int = 4
-    cache_images: bool = False  # decode each training image once per run and keep it in memory (lab scale)
+    cache_images: bool = False  # read each image once per run and keep it in memory, resized (lab scale)
     # Part-based methods only: SCWM and its PPLR stripe baseline (reidlab.training.parts).
     num_parts: int = 4  # SCWM 4.2: l = 4 on Market-1501 (7 on MSMT17), background included; stripes: 3
     part_source: str = "parsing"  # "parsing": SCWM's part head (Eq. 1); "stripes": PPLR's 3 horizontal stripes

@@ -198,10 +198,6 @@ class DomainStage(GlobalStage):
         self.source = source
         self.source_labels = relabel([record.pid for record in source.train])
         self.num_source_classes = int(self.source_labels.max()) + 1
-        caching = trainer.config.cache_images
-        self.source_cache: dict | bool = {} if caching else False
-        self.source_extraction_cache = ({} if caching else False) if trainer.world.is_distributed \
-            else self.source_cache
 
     # ----------------------------------------------------------------------------- the model
     @staticmethod
@@ -223,7 +219,7 @@ class DomainStage(GlobalStage):
         """The target's training features, with the source's and its identities (``source``,
         ``source_labels``), both through the target BatchNorms (eval mode)."""
         target = super().extract()
-        source = self.extract_records(self.source.train, self.source_extraction_cache)
+        source = self.extract_records(self.source.train, self.trainer.image_cache)
         return replace(target, source=source, source_labels=torch.from_numpy(self.source_labels))
 
     # ----------------------------------------------------------------------------- training stage
@@ -234,7 +230,7 @@ class DomainStage(GlobalStage):
                    "num_instances": cfg.num_instances, "iters": cfg.iters, "num_workers": cfg.num_workers,
                    "erasing_p": cfg.erasing_p, "colour_jitter": cfg.colour_jitter}
         source = build_train_loader(self.source.train, self.source_labels.tolist(),
-                                    seed=self.loader_seed(epoch) + _SOURCE_SEED_STREAM, cache=self.source_cache,
+                                    seed=self.loader_seed(epoch) + _SOURCE_SEED_STREAM, cache=t.image_cache,
                                     **options)
         target = build_train_loader(t.dataset.train, labels.tolist(), seed=self.loader_seed(epoch),
                                     cache=t.image_cache, **options)

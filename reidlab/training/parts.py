@@ -261,7 +261,7 @@ class PartStage(GlobalStage):
             t.model, t.dataset.train[start:stop], height=cfg.height, width=cfg.width, parse=self.parse,
             num_parts=cfg.num_parts, foreground_correction=cfg.foreground_correction,
             space_correction=cfg.space_correction, eta=cfg.eta, num_workers=cfg.num_workers,
-            device=t.device, cache=t.extraction_cache, seed=t.seed, progress=t.progress,
+            device=t.device, cache=t.image_cache, seed=t.seed, progress=t.progress,
         )
         feats = shard.gathered(n)
         self.features_ = EpochFeatures(feats.global_, feats.parts, feats.pseudo_masks, feats.predicted_masks,

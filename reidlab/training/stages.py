@@ -43,8 +43,7 @@ class TrainingRun(Protocol):
     world: Any  # reidlab.training.distributed.World: this process's rank and the number of processes
     seed: int
     progress: bool
-    image_cache: dict | bool  # decoded training images, shared by extraction and training
-    extraction_cache: dict | bool
+    image_cache: dict | bool  # the run's images, shared by extraction, training and evaluation
     memory: Any  # the epoch's reidlab.memory.Memory
     optimizer: torch.optim.Optimizer
     source: Any  # the labelled source reidlab.data.ReIDDataset of a domain-adaptation run, or None
@@ -137,7 +136,7 @@ class GlobalStage:
     def extract(self) -> EpochFeatures:
         """Training features ``(N, D)`` in eval mode; under torchrun each rank extracts a shard and all gather."""
         t = self.trainer
-        return EpochFeatures(self.extract_records(t.dataset.train, t.extraction_cache))
+        return EpochFeatures(self.extract_records(t.dataset.train, t.image_cache))
 
     def extract_records(self, records, cache: dict | bool) -> torch.Tensor:
         """Features ``(len(records), D)`` of ``records`` in eval mode, each rank a shard, all gathered."""

@@ -178,11 +178,9 @@ class Trainer:
             )
         self.true_pids = np.array([r.pid for r in self.dataset.train])
         self.train_cameras = np.array([r.camid for r in self.dataset.train])
-        # One decoded-image store for the feature extraction and the training loader of every epoch.
+        # One image store (keyed by path) for the feature extraction, the training loader of every epoch and the
+        # evaluation.
         self.image_cache: dict | bool = {} if self.config.cache_images else False
-        # A distributed rank extracts a shard of the records, which a store keyed by train index cannot serve.
-        self.extraction_cache = ({} if self.config.cache_images else False) if self.world.is_distributed \
-            else self.image_cache
         self.stage = self.method.stage(self)
         self.stage.check_model(self.model)
         self.model.to(self.device)
@@ -321,7 +319,7 @@ class Trainer:
         """mAP, Rank-1/5/10 and mINP on the dataset's query and gallery."""
         metrics, _ = evaluate_model(
             self.model, self.dataset, height=self.config.height, width=self.config.width,
-            num_workers=self.config.num_workers, device=self.device, progress=self.progress,
+            num_workers=self.config.num_workers, device=self.device, cache=self.image_cache, progress=self.progress,
         )
         return {k: metrics[k] for k in ("mAP", "rank1", "rank5", "rank10", "mINP")}
 
