@@ -4,8 +4,9 @@ For one configuration (a SynthMarket config and difficulty, an input size, a sta
 
 1. generates the target SynthMarket (seed 0) and the source SynthMarket the start model learns from
    (seed 1), with the same config;
-2. trains the start model with labels on the source (reidlab's stand-in for ImageNet weights) and
-   evaluates it on the target;
+2. trains the start model with labels on the source (reidlab's stand-in for ImageNet weights; 0 epochs keep
+   the initialisation), optionally pretrains it further by instance discrimination (``--start-instance-epochs``,
+   no labels), and evaluates it on the target;
 3. trains the supervised ceiling: the start fine-tuned with the target's true identities;
 4. runs each method at lab scale from the same start with the same budget, recording per-epoch mAP,
    pseudo-label ARI, purity and cluster count;
@@ -106,7 +107,8 @@ def measure(model, data, height: int, width: int) -> float:
     return round(100 * metrics["mAP"], 2)
 
 
-LABELS = ("dbscan", "true", "true-split-by-camera", "true-20pct-noise", "dbscan-purified", "dbscan-merges-only")
+LABELS = ("dbscan", "true", "true-split-by-camera", "true-20pct-noise", "dbscan-purified", "dbscan-merges-only",
+          "instance")
 
 
 def one_camera_share(labels, cameras) -> float:
@@ -127,7 +129,8 @@ class DiagnosticTrainer(Trainer):
     never cross cameras), ``true-20pct-noise`` the identities with 20% of the labels drawn at random,
     ``dbscan-purified`` DBSCAN's clusters split by identity (its splits and outliers kept, its merges undone),
     ``dbscan-merges-only`` each identity as a whole in the DBSCAN cluster most of its images fall in (merges
-    kept, splits and outliers undone)."""
+    kept, splits and outliers undone), ``instance`` every image its own class (instance discrimination against a
+    memory of every image, Wu et al. CVPR 2018: a self-supervised objective, used to pretrain a start)."""
 
     labels = "dbscan"
 
@@ -140,6 +143,8 @@ class DiagnosticTrainer(Trainer):
         true = np.unique(self.true_pids, return_inverse=True)[1]
         if self.labels == "true":
             return true
+        if self.labels == "instance":
+            return np.arange(len(true))
         if self.labels == "true-split-by-camera":
             cameras = np.array([r.camid for r in self.dataset.train])
             return np.unique(true * 100 + cameras, return_inverse=True)[1]
@@ -162,6 +167,22 @@ class DiagnosticTrainer(Trainer):
         return labels
 
 
+def instance_pretrained(start, data, *, epochs: int, options: dict):
+    """``start`` trained for ``epochs`` x the lab's iterations by instance discrimination on ``data``'s
+    training images (Cluster Contrast's loop with every image its own class; no label is read)."""
+    cfg = preset("cluster_contrast", scale="lab", **{**options, "epochs": epochs, "step_size": epochs + 1,
+                                                      "eval_step": epochs})
+    seed_everything(0)
+    model = build_model(cfg.backbone, pooling=cfg.pooling, pretrained=False)
+    model.load_state_dict(start.state_dict(), strict=False)
+    DiagnosticTrainer.labels = "instance"
+    trainer = DiagnosticTrainer(get_method(cfg.method).stage.build_model(model, cfg, seed=0), data, cfg, seed=0,
+                                progress=False)
+    trainer.one_camera_share = []
+    trainer.fit()
+    return trainer.model
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", required=True, help="name of this configuration (output file name)")
@@ -179,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-labels", default="identity",
                         help="what the start learns on the source: 'identity', or comma-separated appearance "
                              "attributes whose combination is the class (e.g. upper,lower)")
+    parser.add_argument("--start-instance-epochs", type=int, default=0,
+                        help="then pretrain the start for this many epochs by instance discrimination (no labels)")
+    parser.add_argument("--start-instance-data", choices=("target", "source"), default="target",
+                        help="the images the instance discrimination sees")
     parser.add_argument("--ceiling-epochs", type=int, default=8)
     parser.add_argument("--methods", default="cluster_contrast")
     parser.add_argument("--seeds", default="0")
@@ -214,6 +239,11 @@ def main(argv: list[str] | None = None) -> int:
         cache_dir = data_dir() / "pretrained" / ("look-" + args.start_labels.replace(",", "-"))
     start = supervised_model(source, config=start_cfg, seed=1 if args.sources == 1 else 1000 + args.sources,
                              cache_dir=cache_dir, progress=False)
+    overrides = parse_overrides(args.set)
+    if args.start_instance_epochs:
+        start = instance_pretrained(start, target if args.start_instance_data == "target" else source,
+                                    epochs=args.start_instance_epochs,
+                                    options={**CALIBRATION_BASE, "height": height, "width": width, **overrides})
     start_mAP = measure(start, target, height, width)
     print(f"[{args.name}] start {start_mAP}, {time.perf_counter() - began:.0f}s", flush=True)
     ceiling_cfg = dataclasses.replace(start_cfg, epochs=args.ceiling_epochs)
@@ -231,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"[{args.name}] start {result['start_mAP']}, "
           f"ceiling {result['ceiling_mAP']}, {time.perf_counter() - began:.0f}s", flush=True)
-    overrides = parse_overrides(args.set)
+    result["start_instance"] = {"epochs": args.start_instance_epochs, "data": args.start_instance_data}
     OUT.mkdir(exist_ok=True)
     for method in args.methods.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
