@@ -132,7 +132,10 @@ class DiagnosticTrainer(Trainer):
     kept, splits and outliers undone), ``instance`` every image its own class (instance discrimination against a
     memory of every image, Wu et al. CVPR 2018: a self-supervised objective, used to pretrain a start)."""
 
-    labels = "dbscan"
+    def __init__(self, *args, labels: str = "dbscan", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.labels = labels
+        self.one_camera_share: list[float] = []
 
     def pseudo_label(self, features):
         labels = self._replaced(super().pseudo_label(features))
@@ -173,14 +176,16 @@ def instance_pretrained(start, data, *, epochs: int, options: dict):
     cfg = preset("cluster_contrast", scale="lab", **{**options, "epochs": epochs, "step_size": epochs + 1,
                                                       "eval_step": epochs})
     seed_everything(0)
-    model = build_model(cfg.backbone, pooling=cfg.pooling, pretrained=False)
-    model.load_state_dict(start.state_dict(), strict=False)
-    DiagnosticTrainer.labels = "instance"
-    trainer = DiagnosticTrainer(get_method(cfg.method).stage.build_model(model, cfg, seed=0), data, cfg, seed=0,
-                                progress=False)
-    trainer.one_camera_share = []
+    trainer = DiagnosticTrainer(model_from(start, cfg, seed=0), data, cfg, seed=0, progress=False, labels="instance")
     trainer.fit()
     return trainer.model
+
+
+def model_from(start, cfg, *, seed: int):
+    """The model a run of ``cfg`` trains: ``start``'s weights in the method's model."""
+    model = build_model(cfg.backbone, pooling=cfg.pooling, pretrained=False)
+    model.load_state_dict(start.state_dict(), strict=False)
+    return get_method(cfg.method).stage.build_model(model, cfg, seed=seed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,24 +261,21 @@ def main(argv: list[str] | None = None) -> int:
         "difficulty": args.difficulty, "source_difficulty": source_difficulty,
         "source_domain": args.source_domain, "size": [height, width],
         "start_config": dataclasses.asdict(start_cfg), "start_labels": args.start_labels,
-        "sources": args.sources, "start_mAP": start_mAP,
+        "sources": args.sources,
+        "start_instance": {"epochs": args.start_instance_epochs, "data": args.start_instance_data},
+        "start_mAP": start_mAP,
         "ceiling_mAP": measure(ceiling, target, height, width) if args.ceiling_epochs else None, "runs": [],
     }
     print(f"[{args.name}] start {result['start_mAP']}, "
           f"ceiling {result['ceiling_mAP']}, {time.perf_counter() - began:.0f}s", flush=True)
-    result["start_instance"] = {"epochs": args.start_instance_epochs, "data": args.start_instance_data}
     OUT.mkdir(exist_ok=True)
     for method in args.methods.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             cfg = preset(method, scale="lab", **{**CALIBRATION_BASE, "height": height, "width": width, **overrides})
             seed_everything(seed)
-            model = build_model(cfg.backbone, pooling=cfg.pooling, pretrained=False)
-            model.load_state_dict(start.state_dict(), strict=False)
-            model = get_method(cfg.method).stage.build_model(model, cfg, seed=seed)
+            model = model_from(start, cfg, seed=seed)
             t0 = time.perf_counter()
-            DiagnosticTrainer.labels = args.labels
-            trainer = DiagnosticTrainer(model, target, cfg, seed=seed, progress=False)
-            trainer.one_camera_share = []
+            trainer = DiagnosticTrainer(model, target, cfg, seed=seed, progress=False, labels=args.labels)
             history = trainer.fit()
             seconds = time.perf_counter() - t0
             curve = [{**{k: e.get(k) for k in ("epoch", "mAP", "ari", "nmi", "n_clusters", "n_outliers", "seconds")},
