@@ -44,7 +44,8 @@ def epoch_reading(data, cfg, *, store: dict, evaluation_store, iters: int) -> tu
     for images, *_ in loaders.build_train_loader(data.train, None, height=height, width=width,
                                                  batch_size=cfg.batch_size, num_instances=cfg.num_instances,
                                                  iters=iters, seed=0, cache=store, erasing_p=cfg.erasing_p,
-                                                 colour_jitter=cfg.colour_jitter):
+                                                 colour_jitter=cfg.colour_jitter,
+                                                 background_swap=cfg.background_swap):
         total += images.double().sum()
     for part in (data.query, data.gallery):
         for images, *_ in loaders.build_test_loader(part, height=height, width=width, batch_size=128,

@@ -60,8 +60,8 @@ from reidlab.utils import seed_everything
 OUT = Path(__file__).resolve().parent / "calibration"
 # The lab presets' schedule and augmentation when the calibration began, under every run here, so that each
 # command in CALIBRATION.md still measures what it measured; the shipped lab adds `--set iters=120 --set
-# colour_jitter=0.4` (its own presets since the calibration ended, reidlab.training.config.SCALED_SETTINGS).
-CALIBRATION_BASE = {"iters": 30, "colour_jitter": 0.0}
+# colour_jitter=0.4 --set background_swap=1` (its own presets since, reidlab.training.config.SCALED_SETTINGS).
+CALIBRATION_BASE = {"iters": 30, "colour_jitter": 0.0, "background_swap": 0.0}
 
 
 def _value(text: str):
@@ -251,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
                                     options={**CALIBRATION_BASE, "height": height, "width": width, **overrides})
     start_mAP = measure(start, target, height, width)
     print(f"[{args.name}] start {start_mAP}, {time.perf_counter() - began:.0f}s", flush=True)
-    ceiling_cfg = dataclasses.replace(start_cfg, epochs=args.ceiling_epochs)
+    # The ceiling trains with the methods' background swap (it already shares their colour jitter).
+    ceiling_cfg = dataclasses.replace(start_cfg, epochs=args.ceiling_epochs,
+                                      background_swap=overrides.get("background_swap", 0.0))
     ceiling = copy.deepcopy(start)
     if args.ceiling_epochs:  # fine-tune with the target's labels (0: skip, the ceiling is known)
         seed_everything(0)

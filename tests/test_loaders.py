@@ -218,3 +218,44 @@ def test_a_test_loader_pass_leaves_the_global_rng_alone(records):
     torch.manual_seed(0)
     list(build_test_loader(records, height=16, width=8, batch_size=2))
     assert torch.equal(torch.rand(3), expected)
+
+
+def _with_masks(records, tmp_path):
+    """``records`` with a part mask each: labels 1-3 on a record's own random pixels, 0 (background) elsewhere."""
+    rng = np.random.default_rng(1)
+    masked = []
+    for k, record in enumerate(records):
+        labels = rng.integers(0, 4, size=(H, W), dtype=np.uint8) * (rng.random((H, W)) < 0.5)
+        path = tmp_path / f"mask{k}.png"
+        Image.fromarray(labels).save(path)
+        masked.append(Record(record.path, record.pid, record.camid, mask_path=str(path)))
+    return masked
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_background_swap_keeps_the_person_and_takes_every_other_pixel_from_one_other_image(records, tmp_path, cache):
+    records = _with_masks(records, tmp_path)
+    images = [np.asarray(read_image(r.path)) for r in records]
+    dataset = ImageDataset(records, None, cache=cache, background_swap=1.0)
+    torch.manual_seed(0)
+    sources = []
+    for index, record in enumerate(records):
+        swapped = np.asarray(dataset[index][0])
+        person = np.asarray(Image.open(record.mask_path)) > 0
+        assert np.array_equal(swapped[person], images[index][person])
+        # every background pixel comes from one training image, drawn at random (itself only by chance)
+        matches = [k for k, image in enumerate(images) if np.array_equal(swapped[~person], image[~person])]
+        assert len(matches) == 1
+        sources.append(matches[0])
+    assert sum(source != index for index, source in enumerate(sources)) >= len(records) - 3
+    assert len(set(sources)) > len(records) // 2
+
+
+def test_background_swap_with_p_0_and_its_errors(records, tmp_path):
+    masked = _with_masks(records, tmp_path)
+    plain = ImageDataset(masked, None, background_swap=0.0)
+    assert np.array_equal(np.asarray(plain[3][0]), np.asarray(read_image(masked[3].path)))
+    with pytest.raises(ValueError, match="person mask for every image"):
+        ImageDataset(records, None, background_swap=0.5)
+    with pytest.raises(ValueError, match=r"probability in \[0, 1\]"):
+        ImageDataset(masked, None, background_swap=1.5)

@@ -1,3 +1,4 @@
+import copy
 import json
 from dataclasses import asdict
 
@@ -15,6 +16,7 @@ from reidlab.training import (
     build_start_model,
     preset,
 )
+from reidlab.training.supervised import supervised_config
 from reidlab.utils import seed_everything
 
 MEMORY_TYPES = {"spcl": HybridMemory, "cluster_contrast": ClusterMemory, "cluster_contrast_hard": ClusterMemory,
@@ -96,6 +98,11 @@ def test_presets_follow_the_papers():
     assert (cc.momentum, cc.batch_size, cc.num_instances, cc.iters, cc.pooling) == (0.1, 256, 16, 200, "gem")
     assert preset("cluster_contrast", dataset="msmt17").iters == 400
     assert preset("hhcl").mu == 0.5 and preset("hhcl", scale="lab", mu=0.25).mu == 0.25
+    # The papers' pipeline has no colour jitter and no background swap; the lab's ceiling augments as its methods do.
+    for method in ("spcl", "cluster_contrast", "hhcl", "scwm"):
+        assert (preset(method).colour_jitter, preset(method).background_swap) == (0, 0)
+    lab, ceiling = preset("cluster_contrast", scale="lab"), supervised_config("lab")
+    assert (ceiling.colour_jitter, ceiling.background_swap) == (lab.colour_jitter, lab.background_swap) == (0.4, 1.0)
     with pytest.raises(ValueError, match="method must be one of"):
         TrainConfig(method="spcl_v2")
     with pytest.raises(ValueError, match="multiple of num_instances"):
@@ -117,6 +124,17 @@ def test_trainer_checks_the_model_against_ibn(tiny_synthmarket):
     Trainer(build_model("labnet_ibn_a", pretrained=False, pooling="gem"), tiny_synthmarket, config, progress=False)
     with pytest.raises(ValueError, match="label smoothing applies to the ClusterNCE-type losses of"):
         preset("spcl", scale="tiny", label_smoothing=0.1)
+
+
+def test_trainer_checks_for_person_masks_before_background_swap(tiny_synthmarket):
+    config = preset("cluster_contrast", scale="tiny", background_swap=0.5)
+    Trainer(make_model(), tiny_synthmarket, config, progress=False)  # SynthMarket has every mask
+    unmasked = copy.copy(tiny_synthmarket)
+    unmasked.train = [r._replace(mask_path=None) if k % 3 == 0 else r for k, r in enumerate(tiny_synthmarket.train)]
+    n = len(unmasked.train)
+    with pytest.raises(ValueError, match=rf"but {(n + 2) // 3} of the {n} images of the training set have none.*"
+                                         r"set background_swap=0"):
+        Trainer(make_model(), unmasked, config, progress=False)
 
 
 @pytest.mark.parametrize("search", ["exact", "approximate", "auto"])

@@ -20,7 +20,8 @@ from reidlab.data.datasets import Record
 from reidlab.data.sampler import PKSampler
 from reidlab.data.transforms import build_transforms, split_deterministic
 
-__all__ = ["ImageDataset", "IterLoader", "build_test_loader", "build_train_loader", "check_images", "read_image"]
+__all__ = ["ImageDataset", "IterLoader", "build_test_loader", "build_train_loader", "check_images",
+           "check_person_masks", "read_image"]
 
 
 def read_image(path: str | os.PathLike) -> Image.Image:
@@ -58,6 +59,19 @@ def check_images(records: Sequence[Record], *, limit: int = 5) -> None:
                       "generate the dataset again)")
 
 
+def check_person_masks(records: Sequence[Record], what: str = "the training set") -> None:
+    """Background swap (:class:`ImageDataset`) needs every image's person mask (``Record.mask_path``).
+
+    Raises:
+        ValueError: naming how many records of ``what`` have none, and the fix.
+    """
+    missing = sum(r.mask_path is None for r in records)
+    if missing:
+        raise ValueError(f"background_swap needs a person mask for every image, but {missing} of the "
+                         f"{len(records)} images of {what} have none (Record.mask_path): only SynthMarket has "
+                         f"masks; set background_swap=0 to train on this dataset")
+
+
 class ImageDataset(Dataset):
     """Records as ``(image, label, camid, index)`` samples.
 
@@ -74,6 +88,13 @@ class ImageDataset(Dataset):
             the image's path and those leading steps, so datasets over other records or with another input
             size can share a store without mixing. Each DataLoader worker holds its own copy, which lives as
             long as the worker: the loader builders keep workers alive between epochs when ``cache`` is set.
+        background_swap: Probability of showing an image's person on another image's background: the pixels of
+            its person mask (``Record.mask_path``, every part label but 0) over a training image drawn at random,
+            before the random steps of the transform. This is the random-background augmentation of Tian et al.,
+            "Eliminating Background-Bias for Robust Person Re-Identification" (CVPR 2018), which
+            takes the mask from a human parser; SynthMarket renders it. The other image keeps its own person
+            where this one's mask is 0, as a crowded street would. The papers' pipelines use none (0); the
+            lab presets set 1 (benchmarks/CALIBRATION.md, eighth round). Needs a mask for every record.
     """
 
     def __init__(
@@ -83,9 +104,15 @@ class ImageDataset(Dataset):
         *,
         labels: npt.ArrayLike | None = None,
         cache: bool | dict = False,
+        background_swap: float = 0.0,
     ) -> None:
         self.records = list(records)
         self.transform = transform
+        if not 0.0 <= background_swap <= 1.0:
+            raise ValueError(f"background_swap must be a probability in [0, 1], got {background_swap}")
+        if background_swap > 0:
+            check_person_masks(self.records)
+        self.background_swap = background_swap
         if labels is None:
             self.labels = np.array([r.pid for r in self.records], dtype=np.int64)
         else:
@@ -114,8 +141,31 @@ class ImageDataset(Dataset):
             self._images[key] = image if self._prepare is None else self._prepare(image)
         return self._images[key]
 
+    def _person(self, index: int, size: tuple[int, int]) -> Image.Image:
+        """The person's pixels of ``index`` as a ``"1"`` mask of ``size`` (its part mask's non-zero labels)."""
+        path = self.records[index].mask_path
+        key = (os.fspath(path), f"person {size}")
+        if key in self._images:
+            return self._images[key]
+        with Image.open(path) as labels:
+            labels = labels.resize(size, Image.Resampling.NEAREST) if labels.size != size else labels
+            person = labels.point(lambda v: 255 if v else 0).convert("1")
+        if self.cache:
+            self._images[key] = person
+        return person
+
+    def _swap_background(self, image: Image.Image, index: int) -> Image.Image:
+        """With probability ``background_swap``, ``index``'s person pasted on another training image."""
+        if torch.rand(()).item() >= self.background_swap:
+            return image
+        other = self._image(int(torch.randint(len(self.records), ()).item()))
+        other = other if other.size == image.size else other.resize(image.size, Image.Resampling.BICUBIC)
+        return Image.composite(image, other, self._person(index, image.size))
+
     def __getitem__(self, index: int) -> tuple[Any, int, int, int]:
         image = self._image(index)
+        if self.background_swap > 0:
+            image = self._swap_background(image, index)
         if self._rest is not None:
             image = self._rest(image)
         return image, int(self.labels[index]), self.records[index].camid, index
@@ -175,6 +225,7 @@ def build_train_loader(
     flip_p: float = 0.5,
     padding: int = 10,
     colour_jitter: float = 0.0,
+    background_swap: float = 0.0,
     pin_memory: bool = False,
 ) -> IterLoader:
     """P x K training batches with the train augmentations, ``iters`` batches per epoch.
@@ -202,6 +253,8 @@ def build_train_loader(
             ``padding`` to 0 and applies both itself, to the images and their pseudo parsing masks together.
         colour_jitter: strength of the photometric augmentation (0 = off), see
             :func:`reidlab.data.build_transforms`.
+        background_swap: probability of pasting an image's person on another training image (0 = off), see
+            :class:`ImageDataset`.
         pin_memory: Passed to the DataLoader (useful when batches go to a GPU).
 
     Returns:
@@ -214,7 +267,7 @@ def build_train_loader(
         )
     transform = build_transforms(height, width, train=True, erasing_p=erasing_p, flip_p=flip_p, padding=padding,
                                  colour_jitter=colour_jitter)
-    dataset = ImageDataset(records, transform, labels=labels, cache=cache)
+    dataset = ImageDataset(records, transform, labels=labels, cache=cache, background_swap=background_swap)
     sampler = PKSampler(dataset.labels, [r.camid for r in dataset.records], num_instances, seed=seed)
     generator = None if seed is None else torch.Generator().manual_seed(seed)
     loader = DataLoader(

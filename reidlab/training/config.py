@@ -68,6 +68,10 @@ class TrainConfig:
     # Photometric augmentation strength (reidlab.data.build_transforms; 0 = the papers' pipeline, every full-scale
     # preset; 0.4 at lab scale, measured in benchmarks/CALIBRATION.md).
     colour_jitter: float = 0.0
+    # Probability of showing a training image's person on another training image's background
+    # (reidlab.data.ImageDataset; Tian et al. CVPR 2018); needs person masks (SynthMarket). 0 = the papers'
+    # pipeline; 1 at lab scale.
+    background_swap: float = 0.0
     num_workers: int = 4
     cache_images: bool = False  # read each image once per run and keep it in memory, resized (lab scale)
     # Part-based methods only: SCWM and its PPLR stripe baseline (reidlab.training.parts).
@@ -202,7 +206,7 @@ _RULES: dict[str, _Rule] = {  # every field but method, losses and memory_update
     "mu": _Rule(float, 0, 1), "eps_gap": _Rule(float, 0, 1, open_high=True),
     "backbone": _Rule(str, choices=BACKBONES), "pooling": _Rule(str, choices=POOLINGS),
     "height": _Rule(int, 16), "width": _Rule(int, 8), "erasing_p": _Rule(float, 0, 1),
-    "colour_jitter": _Rule(float, 0, 1),
+    "colour_jitter": _Rule(float, 0, 1), "background_swap": _Rule(float, 0, 1),
     "num_workers": _Rule(int, 0), "cache_images": _Rule(bool),
     "num_parts": _Rule(int, 2), "part_source": _Rule(str, choices=PART_SOURCES),
     "foreground_correction": _Rule(bool), "space_correction": _Rule(bool), "eta": _Rule(float, 0, _INF, open_low=True),
@@ -229,9 +233,10 @@ SCALED_SETTINGS: dict[str, dict[str, Any]] = {
     # of 1..8 with both corrections on the 3,088 training maps (benchmarks/bench_parsing.py --quality: 0.254,
     # against 0.248 at 3 and 0.232 at 6; reidlab.parsing.DEFAULT_ETA = 6 was measured on 16 x 8 maps).
     # 8 x 120 iterations with colour jitter 0.4, calibrated with the seeded random start on SynthMarket's lab preset
-    # (benchmarks/CALIBRATION.md, n15-n16: every method rises at every evaluation; 8 x 60 ends lower, n23).
+    # (benchmarks/CALIBRATION.md, n15-n16: every method rises at every evaluation; 8 x 60 ends lower, n23), and every
+    # training image on another's background (eighth round, s2-s4: the first clusters no longer split people by scene).
     "lab": {**_LAB_AND_TINY, "height": LAB_INPUT_SIZE[0], "width": LAB_INPUT_SIZE[1], "eta": 2.0,
-            "colour_jitter": 0.4,
+            "colour_jitter": 0.4, "background_swap": 1.0,
             "epochs": 8, "iters": 120, "batch_size": 64, "step_size": 6, "eval_step": 2, "k1": 30,
             "k2": 6, "gamma_epochs": 3,  # SCWM's 20 of 60 epochs (a third), scaled to 8 epochs
             "agreement_k": 20},

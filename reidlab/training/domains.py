@@ -228,7 +228,8 @@ class DomainStage(GlobalStage):
         t, cfg = self.trainer, self.trainer.config
         options = {"height": cfg.height, "width": cfg.width, "batch_size": cfg.batch_size // t.world.world_size,
                    "num_instances": cfg.num_instances, "iters": cfg.iters, "num_workers": cfg.num_workers,
-                   "erasing_p": cfg.erasing_p, "colour_jitter": cfg.colour_jitter}
+                   "erasing_p": cfg.erasing_p, "colour_jitter": cfg.colour_jitter,
+                   "background_swap": cfg.background_swap}
         source = build_train_loader(self.source.train, self.source_labels.tolist(),
                                     seed=self.loader_seed(epoch) + _SOURCE_SEED_STREAM, cache=t.image_cache,
                                     **options)

@@ -160,7 +160,7 @@ class GlobalStage:
             t.dataset.train, labels.tolist(), height=cfg.height, width=cfg.width,
             batch_size=cfg.batch_size // t.world.world_size, num_instances=cfg.num_instances, iters=cfg.iters,
             num_workers=cfg.num_workers, seed=self.loader_seed(epoch), cache=t.image_cache, erasing_p=cfg.erasing_p,
-            colour_jitter=cfg.colour_jitter, **self.loader_options(),
+            colour_jitter=cfg.colour_jitter, background_swap=cfg.background_swap, **self.loader_options(),
         )
         return self._to_device(loader)
 

@@ -58,18 +58,20 @@ class SupervisedConfig:
     step_size: int = 0  # x0.1 every `step_size` epochs (20 at full scale, docs/methods.md, section 5); 0 = constant
     erasing_p: float = 0.0  # 0.5 at full scale (docs/methods.md, section 5)
     colour_jitter: float = 0.0  # photometric augmentation strength (reidlab.data.build_transforms)
+    background_swap: float = 0.0  # probability of pasting the person on another image (reidlab.data.ImageDataset)
     height: int = 128
     width: int = 64
 
 
 def supervised_config(scale: str) -> SupervisedConfig:
     """The supervised schedule at ``scale``: seconds at ``tiny`` (tests), minutes at ``lab`` (LabNet on
-    two CPU cores, 64 x 32 inputs, the lab methods' colour jitter), the papers' ResNet-50 setting at ``full`` (docs/methods.md, section 5: 256 x 128,
+    two CPU cores, 64 x 32 inputs, the lab methods' colour jitter and background swap), the papers' ResNet-50 setting at ``full`` (docs/methods.md, section 5: 256 x 128,
     16 x 16 batches, erasing, lr x0.1 every 20 epochs)."""
     if scale == "tiny":
         return SupervisedConfig(epochs=1, iters=10, batch_size=32)
-    if scale == "lab":  # the lab methods' colour jitter; 16 x 60 iterations from random weights (CALIBRATION.md, n15)
-        return SupervisedConfig(epochs=16, height=LAB_INPUT_SIZE[0], width=LAB_INPUT_SIZE[1], colour_jitter=0.4)
+    if scale == "lab":  # the lab methods' augmentation; 16 x 60 iterations from random weights (CALIBRATION.md n15, s3)
+        return SupervisedConfig(epochs=16, height=LAB_INPUT_SIZE[0], width=LAB_INPUT_SIZE[1], colour_jitter=0.4,
+                                background_swap=1.0)
     if scale == "full":
         return SupervisedConfig(epochs=60, iters=200, batch_size=256, num_instances=16, lr=3.5e-4, step_size=20,
                                 erasing_p=0.5, height=256, width=128)
@@ -121,6 +123,7 @@ def train_supervised(
         cache=cache,
         erasing_p=config.erasing_p,
         colour_jitter=config.colour_jitter,
+        background_swap=config.background_swap,
     )
     model.to(device).train()
     prototypes = torch.nn.Parameter(F.normalize(torch.randn(len(classes), model.feature_dim, device=device), dim=1))

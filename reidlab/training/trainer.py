@@ -36,7 +36,7 @@ from reidlab.cluster import (
     jaccard_distance,
 )
 from reidlab.data.datasets import ReIDDataset
-from reidlab.data.loaders import check_images
+from reidlab.data.loaders import check_images, check_person_masks
 from reidlab.evaluation import evaluate_model
 from reidlab.memory import Memory
 from reidlab.models import IBN_SUFFIX, GeneralizedMeanPooling, has_ibn
@@ -176,6 +176,10 @@ class Trainer:
                 f"the model {'has' if has_ibn(self.model) else 'has no'} IBN layers but the config says "
                 f"ibn={self.config.ibn}; build it with reidlab.training.build_start_model(config, scale=...)"
             )
+        if self.config.background_swap > 0:  # found out now, not after the first clustering
+            for data, what in ((self.dataset, "the training set"), (self.source, "the source's training set")):
+                if data is not None:
+                    check_person_masks(data.train, what)
         self.true_pids = np.array([r.pid for r in self.dataset.train])
         self.train_cameras = np.array([r.camid for r in self.dataset.train])
         # One image store (keyed by path) for the feature extraction, the training loader of every epoch and the
