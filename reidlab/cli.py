@@ -14,17 +14,26 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 
 from reidlab import __version__
 from reidlab.config import NOTEBOOK_DIR, SCALES
-from reidlab.utils import check_writable
+from reidlab.utils import check_writable, format_duration
 
 __all__ = ["UsageError", "main"]
 
 
 class UsageError(ValueError):
     """A command-line value that cannot work (exit status 2, like argparse's own errors)."""
+
+
+def _positive(text: str) -> int:
+    """argparse type: an integer >= 1 (notebooks executed at once)."""
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
 
 
 def _non_negative(text: str) -> int:
@@ -59,19 +68,22 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"dataset: {dataset.name} at {dataset.root}")
     parameters = {"dataset": args.dataset, "data_root": str(dataset.root), "seed": args.seed}
     check_writable(args.out, what="output folder")
+    start = time.perf_counter()
     try:
         # The start model and the supervised ceiling, trained once here with their own progress; every
         # notebook then finds them cached (the same build_shared_models call, the same cache files).
         build_shared_models(dataset, scale=args.scale, report=functools.partial(print, flush=True))
         runs = run_notebooks(args.out, scale=args.scale, notebooks=args.notebooks or None, parameters=parameters,
                              optional={"seeds": args.seeds} if args.seeds else None, skip_done=not args.rerun,
-                             report=functools.partial(print, flush=True))
+                             jobs=args.jobs, report=functools.partial(print, flush=True))
     except KeyboardInterrupt:
         print(f"\ninterrupted: run the same command again to continue (shared models cached and notebooks finished "
               f"in {args.out}/ are skipped)", file=sys.stderr)
         return 130
     print()
     print(format_summary(runs))
+    side_by_side = f", notebooks {args.jobs} at a time" if args.jobs > 1 else ""
+    print(f"wall time: {format_duration(time.perf_counter() - start)} (the shared models and the notebooks{side_by_side})")
     print(f"\nExecuted notebooks and metrics.json are in {args.out}/ (open them with `reidlab lab`).")
     return 0
 
@@ -191,6 +203,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seeds", type=_seed_list, default=None,
                       help="training seeds of the notebooks that train (02, 03, 05, 06), e.g. 0 or 0,1,2 (default: "
                            "each notebook's, three at lab scale)")
+    demo.add_argument("--jobs", type=_positive, default=min(2, os.cpu_count() or 1),
+                      help="notebooks executed at once, the machine's cores shared out between their kernels "
+                           "(default: 2, or 1 on a 1-core machine; two one-thread kernels finish sooner on 2 cores)")
     demo.add_argument("--rerun", action="store_true",
                       help="execute every notebook again, even those already executed with the same parameters")
     demo.add_argument("notebooks", nargs="*", help="notebook name prefixes (default: all), e.g. 00 01")

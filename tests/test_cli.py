@@ -44,6 +44,9 @@ def test_usage_errors_exit_2_with_one_line(capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_:  # demo --seeds is checked before any data is generated
         main(["demo", "--scale", "tiny", "--seeds", "0,0", "--out", str(tmp_path / "o")])
     assert exit_.value.code == 2 and "seeds repeats a seed" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--scale", "tiny", "--jobs", "0", "--out", str(tmp_path / "o")])
+    assert exit_.value.code == 2 and "--jobs: expected an integer >= 1, got 0" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 

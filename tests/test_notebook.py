@@ -1,4 +1,5 @@
 import json
+import os
 
 import nbformat
 import numpy as np
@@ -154,3 +155,40 @@ def test_parse_seeds():
     for bad, words in (("", "names no seed"), ("0,a", "comma-separated integers"), ("1,1", "repeats a seed")):
         with pytest.raises(ValueError, match=words):
             notebook.parse_seeds(bad, "lab")
+
+
+def timed_probe(folder, name, minutes, body="record(doubled=2 * value)"):
+    """A probe notebook that declares its lab time and records what its kernel saw."""
+    path = probe_notebook(folder).rename(folder / name)
+    nb = nbformat.read(str(path), as_version=4)
+    nb.metadata["reidlab"] = {"expected_minutes": {"lab": minutes}}
+    nb.cells[1].source = f"import os\nfrom reidlab.lab.notebook import record\n{body}"
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_run_notebooks_side_by_side_longest_first_cores_shared_and_a_failure_raised_after_the_others(tmp_path,
+                                                                                                monkeypatch):
+    import papermill
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    folder, out = tmp_path / "src", tmp_path / "out"
+    folder.mkdir()
+    body = "record(doubled=2 * value, threads=os.environ.get('OMP_NUM_THREADS'))"
+    sources = [timed_probe(folder, "00_fails.ipynb", 2.0, "raise RuntimeError('broken on purpose')"),
+               timed_probe(folder, "01_long.ipynb", 3.0, body), timed_probe(folder, "02_short.ipynb", 1.0, body)]
+    assert notebook.expected_seconds(sources[1], "lab") == 180.0 and notebook.expected_seconds(sources[1], "tiny") is None
+    lines = []
+    with pytest.raises(papermill.PapermillExecutionError, match="broken on purpose"):
+        notebook.run_notebooks(out, scale="lab", notebooks=sources, parameters={"value": 4}, jobs=2, report=lines.append)
+    assert lines[0].startswith("3 notebooks, 2 at a time")
+    started = [line.split("]")[1].split(":")[0].strip() for line in lines if ": running at lab scale" in line]
+    assert started[:2] == ["01_long.ipynb", "00_fails.ipynb"]  # 3 min, then 2 min: the longest first
+    assert "about 3 min in the README's make demo" in next(line for line in lines if "01_long.ipynb: running" in line)
+    assert "00_fails.ipynb: failed (PapermillExecutionError)" in "\n".join(lines)
+    summary = json.loads((out / "metrics.json").read_text())
+    # The one running beside the failure finished and was recorded; the failed one was not.
+    assert "00_fails.ipynb" not in summary and summary["01_long.ipynb"]["doubled"] == 8
+    assert summary["01_long.ipynb"]["threads"] == str(max(1, (os.cpu_count() or 1) // 2))
+    with pytest.raises(ValueError, match="jobs must be at least 1"):
+        notebook.run_notebooks(out, scale="lab", notebooks=sources[1:], jobs=0)

@@ -12,6 +12,7 @@ import nbformat
 import pytest
 
 from reidlab.config import NOTEBOOK_DIR
+from reidlab.lab.notebook import expected_seconds, list_notebooks
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 ALLOWED = {
@@ -63,3 +64,10 @@ def test_functions_defined_in_notebooks_are_naive_versions_or_plot_helpers(path)
     assert not unexpected, (f"{path.name} defines {unexpected}: move pipeline steps into the library, or list a "
                             "naive version / plotting helper in tests/test_notebook_sources.py")
     assert not set(allowed) - set(defined), f"{path.name}: ALLOWED lists functions it no longer defines"
+
+
+@pytest.mark.parametrize("path", list_notebooks(), ids=lambda p: p.stem)
+def test_declares_its_lab_time_for_the_side_by_side_order(path):
+    # reidlab demo --jobs starts the longest notebooks first on a fresh machine from this value.
+    seconds = expected_seconds(path, "lab")
+    assert seconds is not None and 0 < seconds < 3600, f"{path.name}: metadata reidlab.expected_minutes.lab missing"

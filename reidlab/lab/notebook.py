@@ -224,7 +224,14 @@ class NotebookRun:
 
 def _kernel_manager_class():
     """A kernel manager that talks to the kernel over IPC (Unix sockets) rather than TCP: the kernel then
-    has no reason to warn that TCP traffic is unencrypted, and nothing listens on the network."""
+    has no reason to warn that TCP traffic is unencrypted, and nothing listens on the network.
+
+    Each kernel's sockets get their own name in the temporary folder: jupyter_client's default names them
+    ``kernel-ipc-<n>`` in the working directory, where two notebooks run side by side from the same folder
+    would pick the same names and talk to each other's kernel."""
+    import tempfile
+    import uuid
+
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
@@ -232,6 +239,12 @@ def _kernel_manager_class():
         @default("transport")
         def _default_transport(self) -> str:
             return "ipc" if os.name == "posix" else "tcp"
+
+        @default("ip")
+        def _ip_default(self) -> str:
+            if self.transport != "ipc":
+                return super()._ip_default()
+            return os.path.join(tempfile.gettempdir(), f"reidlab-kernel-{uuid.uuid4().hex[:12]}")
 
     return IPCKernelManager
 
@@ -290,6 +303,45 @@ def signature(notebook: str | Path, parameters: Mapping[str, Any]) -> dict[str, 
     return {"parameters": _plain(dict(parameters)), "notebook": source, "library": library.hexdigest()[:16]}
 
 
+def expected_seconds(notebook: str | Path, scale: str) -> float | None:
+    """How long ``notebook`` took at ``scale`` when the README's timings were measured (``make demo`` on an idle
+    2-core CPU), from its metadata (``reidlab.expected_minutes``); ``None`` when it declares none."""
+    import nbformat
+
+    minutes = nbformat.read(str(notebook), as_version=4).metadata.get("reidlab", {}).get("expected_minutes", {})
+    return 60.0 * minutes[scale] if scale in minutes else None
+
+
+def kernel_threads(jobs: int) -> int:
+    """Threads for each of ``jobs`` kernels that run side by side: the machine's cores shared out, at least one."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def _run_in_worker(notebook: Path, output: Path, params: dict[str, Any], threads: int) -> NotebookRun:
+    """:func:`run_notebook` in a worker process, its kernel limited to ``threads`` threads (torch, faiss and
+    BLAS read ``OMP_NUM_THREADS`` when they start). A value the user exported is kept."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    return run_notebook(notebook, output, params, progress=False)
+
+
+@dataclass
+class _Pending:
+    """A notebook :func:`run_notebooks` has to execute."""
+
+    name: str
+    notebook: Path
+    output: Path
+    params: dict[str, Any]
+    signature: dict[str, Any]
+    expected: float | None  # seconds, from its last execution or its metadata
+    last_time: bool  # ``expected`` is its own time last time (else the README's measurement)
+
+    def about(self) -> str:
+        if self.expected is None:
+            return ""
+        return f", about {format_duration(self.expected)} " + ("last time" if self.last_time else "in the README's make demo")
+
+
 def run_notebooks(
     out_dir: str | Path,
     *,
@@ -299,6 +351,7 @@ def run_notebooks(
     optional: Mapping[str, Any] | None = None,
     progress: bool = True,
     skip_done: bool = True,
+    jobs: int = 1,
     report: Callable[[str], None] | None = None,
 ) -> list[NotebookRun]:
     """Execute notebooks (all of them by default) at ``scale`` into ``out_dir``.
@@ -309,17 +362,33 @@ def run_notebooks(
     ``skip_done``, a notebook whose executed copy exists with the same signature is not run again: the
     same command after an interruption continues where it stopped.
 
+    With ``jobs`` above 1, that many notebooks execute at once, each in its own process and kernel with
+    :func:`kernel_threads` threads. On a 2-core CPU two one-thread kernels finish a set of notebooks far sooner
+    than one two-thread kernel after another (``make demo``'s seven: 18 minutes instead of 30): a kernel spends
+    part of every step on one thread (loading and augmenting images), which leaves the second core idle. The longest notebooks start first
+    (their time last time, else :func:`expected_seconds`), so that the two lanes end close together. A
+    one-thread kernel sums in another order than a two-thread one, so its numbers can differ from a
+    sequential run's by float rounding, which training amplifies (about a point of mAP). If a notebook
+    fails, the ones running finish and are recorded, nothing new starts, and the error is raised.
+
     Args:
         out_dir: folder of the executed copies (``<name>.ipynb``) and ``metrics.json``.
         scale: ``"tiny"``, ``"lab"`` or ``"full"``, passed to every notebook.
         notebooks: paths, or name prefixes such as ``"00"``; all notebooks when ``None``.
         parameters: extra parameters for every notebook (``data_root``, ``seed``...).
         optional: parameters for the notebooks that declare them only (``seeds``: the training notebooks).
-        progress: show progress bars.
+        progress: show progress bars (one notebook at a time only: side by side they would interleave).
         skip_done: skip notebooks executed before with the same signature.
-        report: called with one line before each notebook (what runs, its expected time); default: logging.
+        jobs: notebooks executed at once (at least 1).
+        report: called with one line before and after each notebook (what runs, its expected time); default:
+            logging.
+
+    Returns:
+        One :class:`NotebookRun` per chosen notebook, in the order they were chosen.
     """
     check_scale(scale)
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1 (notebooks executed at once), got {jobs}")
     report = report or logger.info
     available = list_notebooks()
     if notebooks is None:
@@ -336,7 +405,8 @@ def run_notebooks(
     out_dir = Path(out_dir)
     summary_path = out_dir / "metrics.json"
     summary = _read_summary(summary_path)
-    runs = []
+    runs: dict[int, NotebookRun] = {}
+    pending: dict[int, _Pending] = {}
     for number, notebook in enumerate(chosen, start=1):
         declared = declared_parameters(notebook) if optional else []
         params = {"scale": scale, **dict(parameters or {}),
@@ -347,14 +417,68 @@ def run_notebooks(
         name = f"[{number}/{len(chosen)}] {notebook.name}"
         if skip_done and before.get("signature") == wanted and output.is_file():
             report(f"{name}: skipped, already executed with the same parameters and code ({output})")
-            runs.append(NotebookRun(notebook, output, before.get("seconds", 0.0), read_metrics(output), skipped=True))
+            runs[number] = NotebookRun(notebook, output, before.get("seconds", 0.0), read_metrics(output), skipped=True)
             continue
-        expected = f", about {format_duration(before['seconds'])} last time" if before.get("seconds") else ""
-        report(f"{name}: running at {scale} scale{expected}")
-        run = run_notebook(notebook, output, params, progress=progress)
-        runs.append(run)
-        summary = _record_run(summary_path, notebook.name,
-                              {"seconds": round(run.seconds, 1), "signature": wanted, **run.metrics})
+        last = before.get("seconds")
+        pending[number] = _Pending(name, notebook, output, params, wanted,
+                                   last if last else expected_seconds(notebook, scale), bool(last))
+    lanes = min(jobs, len(pending))
+    if lanes <= 1:
+        for number, item in pending.items():
+            report(f"{item.name}: running at {scale} scale{item.about()}")
+            runs[number] = run_notebook(item.notebook, item.output, item.params, progress=progress)
+            _record_run(summary_path, item.notebook.name,
+                        {"seconds": round(runs[number].seconds, 1), "signature": item.signature, **runs[number].metrics})
+    else:
+        runs.update(_run_side_by_side(pending, lanes, scale, summary_path, report))
+    return [runs[number] for number in sorted(runs)]
+
+
+def _run_side_by_side(pending: Mapping[int, _Pending], lanes: int, scale: str, summary_path: Path,
+                      report: Callable[[str], None]) -> dict[int, NotebookRun]:
+    """The ``lanes``-at-a-time branch of :func:`run_notebooks`: the longest first, each in a spawned process."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    threads = kernel_threads(lanes)
+    exported = os.environ.get("OMP_NUM_THREADS")
+    each = f"OMP_NUM_THREADS={exported} as exported" if exported else f"{threads} thread{'s' * (threads > 1)} each"
+    report(f"{len(pending)} notebooks, {lanes} at a time ({each}); the longest start first")
+    queue = sorted(pending, key=lambda number: -(pending[number].expected or 0.0))
+    runs: dict[int, NotebookRun] = {}
+    failure: BaseException | None = None
+    pool = ProcessPoolExecutor(lanes, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        running = {}
+        while queue or running:
+            while queue and len(running) < lanes and failure is None:
+                number = queue.pop(0)
+                item = pending[number]
+                report(f"{item.name}: running at {scale} scale{item.about()}")
+                running[pool.submit(_run_in_worker, item.notebook, item.output, item.params, threads)] = number
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                number = running.pop(future)
+                item = pending[number]
+                try:
+                    run = future.result()
+                except Exception as error:  # the others finish and are recorded; then it is raised
+                    report(f"{item.name}: failed ({type(error).__name__})"
+                           + (", waiting for the notebooks still running" if running else ""))
+                    failure = failure or error
+                    continue
+                runs[number] = run
+                report(f"{item.name}: done in {format_duration(run.seconds)}")
+                _record_run(summary_path, item.notebook.name,
+                            {"seconds": round(run.seconds, 1), "signature": item.signature, **run.metrics})
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    if failure is not None:
+        raise failure
     return runs
 
 
@@ -391,5 +515,5 @@ def format_summary(runs: Iterable[NotebookRun], *, max_metrics: int = 8) -> str:
             lines.append(f"    {key:<32} {value:.4g}" if isinstance(value, float) else f"    {key:<32} {value}")
     ran = sum(run.seconds for run in runs if not run.skipped)
     total = sum(run.seconds for run in runs)
-    lines.append(f"total: {total / 60:.1f} min of notebooks ({ran / 60:.1f} min executed now)")
+    lines.append(f"total: {total / 60:.1f} min of notebook time ({ran / 60:.1f} min executed now)")
     return "\n".join(lines)
