@@ -24,8 +24,9 @@ RUNS ?= runs
 # three seeds whose spread the notebooks' comparisons are checked against (about three times as long).
 SEEDS ?= 0
 # Notebooks executed at once, the cores shared out between their kernels (two one-thread kernels side by side
-# finish the demo sooner on 2 cores than one two-thread kernel after another).
-JOBS ?= 2
+# finish the demo sooner on 2 cores than one two-thread kernel after another). Empty: reidlab demo's default,
+# 2, or 1 on a 1-core machine.
+JOBS ?=
 
 .PHONY: setup demo test lab data baselines clean-runs help
 
@@ -48,7 +49,7 @@ data: setup
 	$(PY) -m reidlab.data.synthmarket --root data/synthmarket-lab --preset lab --seed 0
 
 demo: setup
-	$(PY) -m reidlab demo --scale $(SCALE) --seeds $(SEEDS) --jobs $(JOBS) --out $(RUNS)/$(SCALE)
+	$(PY) -m reidlab demo --scale $(SCALE) --seeds $(SEEDS) $(if $(JOBS),--jobs $(JOBS)) --out $(RUNS)/$(SCALE)
 
 test: setup
 	$(PY) -m pytest -q
