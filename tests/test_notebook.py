@@ -94,7 +94,8 @@ def test_run_notebooks_skips_what_it_executed_with_the_same_signature(tmp_path, 
     other = notebook.run_notebooks(out, scale="tiny", notebooks=[source], parameters={"value": 5}, progress=False,
                                    report=lines.append)
     assert not other[0].skipped and other[0].metrics == {"doubled": 10}
-    assert "skipped, already executed with the same parameters" in lines[1] and "running at tiny" in lines[2]
+    assert "running at tiny" in lines[0] and "done in" in lines[1]
+    assert "skipped, already executed with the same parameters" in lines[2] and "running at tiny" in lines[3]
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["07_probe.ipynb"]["signature"]["parameters"] == {"scale": "tiny", "value": 5}
     assert "total:" in notebook.format_summary(other)
@@ -192,3 +193,12 @@ def test_run_notebooks_side_by_side_longest_first_cores_shared_and_a_failure_rai
     assert summary["01_long.ipynb"]["threads"] == str(max(1, (os.cpu_count() or 1) // 2))
     with pytest.raises(ValueError, match="jobs must be at least 1"):
         notebook.run_notebooks(out, scale="lab", notebooks=sources[1:], jobs=0)
+    # One notebook left still runs on the threads it would have beside another; an empty export is no limit.
+    monkeypatch.setenv("OMP_NUM_THREADS", "")
+    lines.clear()
+    notebook.run_notebooks(out, scale="lab", notebooks=sources[2:], parameters={"value": 5}, jobs=2,
+                           skip_done=False, report=lines.append)
+    assert lines[0].startswith("1 notebook, 2 at a time (")
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["02_short.ipynb"]["doubled"] == 10
+    assert summary["02_short.ipynb"]["threads"] == str(notebook.kernel_threads(2))

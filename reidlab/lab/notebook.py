@@ -291,7 +291,9 @@ def signature(notebook: str | Path, parameters: Mapping[str, Any]) -> dict[str, 
     """What an execution of ``notebook`` depends on: its parameters, its cells and the library's code.
 
     Two executions with the same signature give the same results (the same seed repeats exactly on the
-    CPU), so :func:`run_notebooks` skips a notebook already executed with it.
+    CPU), so :func:`run_notebooks` skips a notebook already executed with it. The kernel's thread count is not
+    part of it: run on another number of threads (another ``jobs``) a notebook sums in another order and its
+    numbers differ by float rounding, which training amplifies; ``skip_done=False`` executes it again.
     """
     import nbformat
 
@@ -317,10 +319,24 @@ def kernel_threads(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
+def _stop_on_terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _worker_signals() -> None:
+    """A worker of :func:`_run_side_by_side` leaves Ctrl-C to its parent and stops when the parent terminates it
+    (SIGTERM, raised as KeyboardInterrupt so that the kernel is shut down on the way out)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_on_terminate)
+
+
 def _run_in_worker(notebook: Path, output: Path, params: dict[str, Any], threads: int) -> NotebookRun:
     """:func:`run_notebook` in a worker process, its kernel limited to ``threads`` threads (torch, faiss and
     BLAS read ``OMP_NUM_THREADS`` when they start). A value the user exported is kept."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if not os.environ.get("OMP_NUM_THREADS"):
+        os.environ["OMP_NUM_THREADS"] = str(threads)
     return run_notebook(notebook, output, params, progress=False)
 
 
@@ -369,7 +385,9 @@ def run_notebooks(
     (their time last time, else :func:`expected_seconds`), so that the two lanes end close together. A
     one-thread kernel sums in another order than a two-thread one, so its numbers can differ from a
     sequential run's by float rounding, which training amplifies (about a point of mAP). If a notebook
-    fails, the ones running finish and are recorded, nothing new starts, and the error is raised.
+    fails, the ones running finish and are recorded, nothing new starts, and the error is raised. The workers
+    are spawned processes: a script that calls this with ``jobs`` above 1 needs an
+    ``if __name__ == "__main__":`` guard.
 
     Args:
         out_dir: folder of the executed copies (``<name>.ipynb``) and ``metrics.json``.
@@ -422,32 +440,34 @@ def run_notebooks(
         last = before.get("seconds")
         pending[number] = _Pending(name, notebook, output, params, wanted,
                                    last if last else expected_seconds(notebook, scale), bool(last))
-    lanes = min(jobs, len(pending))
-    if lanes <= 1:
+    if jobs == 1:
         for number, item in pending.items():
             report(f"{item.name}: running at {scale} scale{item.about()}")
             runs[number] = run_notebook(item.notebook, item.output, item.params, progress=progress)
             _record_run(summary_path, item.notebook.name,
                         {"seconds": round(runs[number].seconds, 1), "signature": item.signature, **runs[number].metrics})
-    else:
-        runs.update(_run_side_by_side(pending, lanes, scale, summary_path, report))
+            report(f"{item.name}: done in {format_duration(runs[number].seconds)}")
+    elif pending:  # even one notebook goes to a worker: on the threads it would have beside another
+        runs.update(_run_side_by_side(pending, jobs, scale, summary_path, report))
     return [runs[number] for number in sorted(runs)]
 
 
-def _run_side_by_side(pending: Mapping[int, _Pending], lanes: int, scale: str, summary_path: Path,
+def _run_side_by_side(pending: Mapping[int, _Pending], jobs: int, scale: str, summary_path: Path,
                       report: Callable[[str], None]) -> dict[int, NotebookRun]:
-    """The ``lanes``-at-a-time branch of :func:`run_notebooks`: the longest first, each in a spawned process."""
+    """The ``jobs``-at-a-time branch of :func:`run_notebooks`: the longest first, each in a spawned process with
+    :func:`kernel_threads` threads (also when fewer notebooks than ``jobs`` are left)."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    threads = kernel_threads(lanes)
+    lanes = min(jobs, len(pending))
+    threads = kernel_threads(jobs)
     exported = os.environ.get("OMP_NUM_THREADS")
     each = f"OMP_NUM_THREADS={exported} as exported" if exported else f"{threads} thread{'s' * (threads > 1)} each"
-    report(f"{len(pending)} notebooks, {lanes} at a time ({each}); the longest start first")
+    report(f"{len(pending)} notebook{'s' * (len(pending) > 1)}, {jobs} at a time ({each}); the longest start first")
     queue = sorted(pending, key=lambda number: -(pending[number].expected or 0.0))
     runs: dict[int, NotebookRun] = {}
     failure: BaseException | None = None
-    pool = ProcessPoolExecutor(lanes, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(lanes, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_signals)
     try:
         running = {}
         while queue or running:
@@ -473,11 +493,15 @@ def _run_side_by_side(pending: Mapping[int, _Pending], lanes: int, scale: str, s
                 report(f"{item.name}: done in {format_duration(run.seconds)}")
                 _record_run(summary_path, item.notebook.name,
                             {"seconds": round(run.seconds, 1), "signature": item.signature, **run.metrics})
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+    except BaseException:  # Ctrl-C: stop the workers (each shuts its kernel down) and wait for them
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
     if failure is not None:
+        if queue:
+            report("not started after the failure: " + ", ".join(pending[number].name for number in queue))
         raise failure
     return runs
 
