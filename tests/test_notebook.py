@@ -198,7 +198,7 @@ def test_run_notebooks_side_by_side_longest_first_cores_shared_and_a_failure_rai
     lines.clear()
     notebook.run_notebooks(out, scale="lab", notebooks=sources[2:], parameters={"value": 5}, jobs=2,
                            skip_done=False, report=lines.append)
-    assert lines[0].startswith("1 notebook, 2 at a time (")
+    assert lines[0] == f"1 notebook, on {notebook.kernel_threads(2)} thread{'s' * (notebook.kernel_threads(2) > 1)}: its share of the cores with 2 at a time"
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["02_short.ipynb"]["doubled"] == 10
     assert summary["02_short.ipynb"]["threads"] == str(notebook.kernel_threads(2))

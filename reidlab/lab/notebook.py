@@ -332,12 +332,13 @@ def _worker_signals() -> None:
     signal.signal(signal.SIGTERM, _stop_on_terminate)
 
 
-def _run_in_worker(notebook: Path, output: Path, params: dict[str, Any], threads: int) -> NotebookRun:
+def _run_in_worker(notebook: Path, output: Path, params: dict[str, Any], threads: int,
+                   progress: bool) -> NotebookRun:
     """:func:`run_notebook` in a worker process, its kernel limited to ``threads`` threads (torch, faiss and
     BLAS read ``OMP_NUM_THREADS`` when they start). A value the user exported is kept."""
     if not os.environ.get("OMP_NUM_THREADS"):
         os.environ["OMP_NUM_THREADS"] = str(threads)
-    return run_notebook(notebook, output, params, progress=False)
+    return run_notebook(notebook, output, params, progress=progress)
 
 
 @dataclass
@@ -395,7 +396,8 @@ def run_notebooks(
         notebooks: paths, or name prefixes such as ``"00"``; all notebooks when ``None``.
         parameters: extra parameters for every notebook (``data_root``, ``seed``...).
         optional: parameters for the notebooks that declare them only (``seeds``: the training notebooks).
-        progress: show progress bars (one notebook at a time only: side by side they would interleave).
+        progress: show progress bars (with ``jobs`` above 1 only when a single notebook runs: side by side
+            they would interleave).
         skip_done: skip notebooks executed before with the same signature.
         jobs: notebooks executed at once (at least 1).
         report: called with one line before and after each notebook (what runs, its expected time); default:
@@ -448,22 +450,27 @@ def run_notebooks(
                         {"seconds": round(runs[number].seconds, 1), "signature": item.signature, **runs[number].metrics})
             report(f"{item.name}: done in {format_duration(runs[number].seconds)}")
     elif pending:  # even one notebook goes to a worker: on the threads it would have beside another
-        runs.update(_run_side_by_side(pending, jobs, scale, summary_path, report))
+        runs.update(_run_side_by_side(pending, jobs, scale, summary_path, report, progress))
     return [runs[number] for number in sorted(runs)]
 
 
 def _run_side_by_side(pending: Mapping[int, _Pending], jobs: int, scale: str, summary_path: Path,
-                      report: Callable[[str], None]) -> dict[int, NotebookRun]:
+                      report: Callable[[str], None], progress: bool) -> dict[int, NotebookRun]:
     """The ``jobs``-at-a-time branch of :func:`run_notebooks`: the longest first, each in a spawned process with
-    :func:`kernel_threads` threads (also when fewer notebooks than ``jobs`` are left)."""
+    :func:`kernel_threads` threads (also when fewer notebooks than ``jobs`` are left; a single one shows its
+    progress bar)."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     lanes = min(jobs, len(pending))
     threads = kernel_threads(jobs)
     exported = os.environ.get("OMP_NUM_THREADS")
-    each = f"OMP_NUM_THREADS={exported} as exported" if exported else f"{threads} thread{'s' * (threads > 1)} each"
-    report(f"{len(pending)} notebook{'s' * (len(pending) > 1)}, {jobs} at a time ({each}); the longest start first")
+    share = f"OMP_NUM_THREADS={exported} as exported" if exported else f"{threads} thread{'s' * (threads > 1)}"
+    if lanes == 1:
+        report(f"1 notebook, on {share}: its share of the cores with {jobs} at a time")
+    else:
+        report(f"{len(pending)} notebooks, {jobs} at a time ({share}{'' if exported else ' each'}); "
+               "the longest start first")
     queue = sorted(pending, key=lambda number: -(pending[number].expected or 0.0))
     runs: dict[int, NotebookRun] = {}
     failure: BaseException | None = None
@@ -475,7 +482,8 @@ def _run_side_by_side(pending: Mapping[int, _Pending], jobs: int, scale: str, su
                 number = queue.pop(0)
                 item = pending[number]
                 report(f"{item.name}: running at {scale} scale{item.about()}")
-                running[pool.submit(_run_in_worker, item.notebook, item.output, item.params, threads)] = number
+                running[pool.submit(_run_in_worker, item.notebook, item.output, item.params, threads,
+                                    progress and lanes == 1)] = number
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
