@@ -83,7 +83,8 @@ def _demo(args: argparse.Namespace) -> int:
     print()
     print(format_summary(runs))
     side_by_side = f", notebooks {args.jobs} at a time" if args.jobs > 1 else ""
-    print(f"wall time: {format_duration(time.perf_counter() - start)} (the shared models and the notebooks{side_by_side})")
+    print(f"wall time: {format_duration(time.perf_counter() - start)} "
+          f"(the shared models and the notebooks{side_by_side})")
     print(f"\nExecuted notebooks and metrics.json are in {args.out}/ (open them with `reidlab lab`).")
     return 0
 

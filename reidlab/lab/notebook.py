@@ -320,6 +320,7 @@ def kernel_threads(jobs: int) -> int:
 
 
 def _stop_on_terminate(signum: int, frame: Any) -> None:
+    """SIGTERM handler of a worker: stop as Ctrl-C would."""
     raise KeyboardInterrupt
 
 
@@ -356,7 +357,14 @@ class _Pending:
     def about(self) -> str:
         if self.expected is None:
             return ""
-        return f", about {format_duration(self.expected)} " + ("last time" if self.last_time else "in the README's make demo")
+        source = "last time" if self.last_time else "in the README's make demo"
+        return f", about {format_duration(self.expected)} {source}"
+
+    def record(self, run: NotebookRun, summary_path: Path, report: Callable[[str], None]) -> None:
+        """Keep ``run``'s time, signature and metrics in ``metrics.json``, then say it is done."""
+        _record_run(summary_path, self.notebook.name,
+                    {"seconds": round(run.seconds, 1), "signature": self.signature, **run.metrics})
+        report(f"{self.name}: done in {format_duration(run.seconds)}")
 
 
 def run_notebooks(
@@ -382,10 +390,10 @@ def run_notebooks(
     With ``jobs`` above 1, that many notebooks execute at once, each in its own process and kernel with
     :func:`kernel_threads` threads. On a 2-core CPU two one-thread kernels finish a set of notebooks far sooner
     than one two-thread kernel after another (``make demo``'s seven: 18 minutes instead of 30): a kernel spends
-    part of every step on one thread (loading and augmenting images), which leaves the second core idle. The longest notebooks start first
-    (their time last time, else :func:`expected_seconds`), so that the two lanes end close together. A
-    one-thread kernel sums in another order than a two-thread one, so its numbers can differ from a
-    sequential run's by float rounding, which training amplifies (about a point of mAP). If a notebook
+    part of every step on one thread (loading and augmenting images), which leaves the second core idle. The
+    longest notebooks start first (their time last time, else :func:`expected_seconds`), so that the lanes end
+    close together. A one-thread kernel sums in another order than a two-thread one, so its numbers can differ
+    from a sequential run's by float rounding, which training amplifies (up to a few points of mAP). If a notebook
     fails, the ones running finish and are recorded, nothing new starts, and the error is raised. The workers
     are spawned processes: a script that calls this with ``jobs`` above 1 needs an
     ``if __name__ == "__main__":`` guard.
@@ -446,9 +454,7 @@ def run_notebooks(
         for number, item in pending.items():
             report(f"{item.name}: running at {scale} scale{item.about()}")
             runs[number] = run_notebook(item.notebook, item.output, item.params, progress=progress)
-            _record_run(summary_path, item.notebook.name,
-                        {"seconds": round(runs[number].seconds, 1), "signature": item.signature, **runs[number].metrics})
-            report(f"{item.name}: done in {format_duration(runs[number].seconds)}")
+            item.record(runs[number], summary_path, report)
     elif pending:  # even one notebook goes to a worker: on the threads it would have beside another
         runs.update(_run_side_by_side(pending, jobs, scale, summary_path, report, progress))
     return [runs[number] for number in sorted(runs)]
@@ -498,9 +504,7 @@ def _run_side_by_side(pending: Mapping[int, _Pending], jobs: int, scale: str, su
                     failure = failure or error
                     continue
                 runs[number] = run
-                report(f"{item.name}: done in {format_duration(run.seconds)}")
-                _record_run(summary_path, item.notebook.name,
-                            {"seconds": round(run.seconds, 1), "signature": item.signature, **run.metrics})
+                item.record(run, summary_path, report)
     except BaseException:  # Ctrl-C: stop the workers (each shuts its kernel down) and wait for them
         for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.terminate()
